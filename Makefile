@@ -1,0 +1,76 @@
+# moat: build, test and install.  GNU make.
+#
+#   make              build every program into bin/
+#   make check        run the whole test suite (TAP, via prove)
+#   make check-asan   the same suite, built with ASan + UBSan into bin-asan/
+#   make fuzz         build the libFuzzer targets into fuzz/bin/ (clang)
+#   make install      install under $(DESTDIR)$(PREFIX)
+
+PREFIX ?= /var/moat
+CC ?= cc
+BIN ?= bin
+BUILD ?= build
+
+WARN = -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+HARDEN = -D_FORTIFY_SOURCE=3 -fstack-protector-strong -fPIE
+OPT ?= -O2 -g
+SAN ?=
+CPPFLAGS += -D_GNU_SOURCE -DMOAT_PREFIX='"$(PREFIX)"' -Isrc/lib
+CFLAGS += $(WARN) $(OPT) $(HARDEN) $(SAN)
+LDFLAGS += -pie -Wl,-z,relro,-z,now $(SAN)
+LDLIBS += -lcdb
+
+PROGS = moat-queue moat-smtpd moat-tcpd moat
+LIBSRC = $(wildcard src/lib/*.c)
+LIBOBJ = $(LIBSRC:src/lib/%.c=$(BUILD)/lib/%.o)
+UNITSRC = $(wildcard tests/unit/*.c)
+UNITBIN = $(UNITSRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZSRC = $(wildcard fuzz/*.c)
+FUZZBIN = $(FUZZSRC:fuzz/%.c=fuzz/bin/%)
+
+all: $(PROGS:%=$(BIN)/%) $(UNITBIN)
+
+$(BUILD)/lib/%.o: src/lib/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/libmoat.a: $(LIBOBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BIN)/%: $(BUILD)/%.o $(BUILD)/libmoat.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libmoat.a $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmoat.a
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP $(LDFLAGS) -o $@ $< $(BUILD)/libmoat.a $(LDLIBS)
+
+# the suite: unit tests, SMTP dialogues, end-to-end tests, short fuzz runs
+check: all
+	MOAT_BIN=$(abspath $(BIN)) MOAT_UNIT=$(abspath $(BUILD)/tests) \
+	  prove --exec '' --timer -j2 tests/run/*.t
+
+check-asan:
+	$(MAKE) BIN=bin-asan BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
+	  HARDEN='-fPIE' SAN='-fsanitize=address,undefined -fno-sanitize-recover=undefined' \
+	  check
+
+fuzz: $(FUZZBIN)
+
+fuzz/bin/%: fuzz/%.c $(filter-out %/log.c,$(LIBSRC))
+	@mkdir -p $(@D)
+	clang -g -O1 -D_GNU_SOURCE -Isrc/lib -fsanitize=fuzzer,address,undefined \
+	  -o $@ $< $(LIBSRC) $(LDLIBS)
+
+clean:
+	rm -rf bin bin-asan build build-asan fuzz/bin
+
+.PHONY: all check check-asan fuzz clean install
+.SECONDARY:
+
+-include $(wildcard $(BUILD)/*.d $(BUILD)/lib/*.d $(BUILD)/tests/*.d)

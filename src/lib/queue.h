@@ -1,0 +1,43 @@
+/*
+ * queue.h: the queue's layout, in one place.
+ *
+ * ROOT/queue/ holds pid/, lock/ (with the trigger fifo) and the split
+ * directories mess/, intd/, todo/, info/, local/, remote/, bounce/, each
+ * with QUEUE_SPLIT subdirectories 0..QUEUE_SPLIT-1; a message with id N
+ * lives in subdirectory N % QUEUE_SPLIT.  queue_dirs[] lists every directory
+ * with its owner role and mode, used by `moat run`, the installer and
+ * `moat check`.
+ */
+#ifndef MOAT_QUEUE_H
+#define MOAT_QUEUE_H
+
+#include <sys/types.h>
+
+#include "str.h"
+
+#define QUEUE_SPLIT 23
+
+enum queue_owner { QO_QUEUE, QO_SEND }; /* moatq or moats */
+
+struct queue_dir {
+	const char *name;
+	int split;          /* has split subdirectories */
+	enum queue_owner owner;
+	mode_t mode;
+};
+
+extern const struct queue_dir queue_dirs[]; /* ends with a NULL name */
+
+/* "dir/N/id" for message id, NUL-terminated */
+int queue_file(str *out, const char *dir, unsigned long long id);
+
+/*
+ * Create every queue directory under qdir (mode as in the table) and the
+ * trigger fifo; existing ones are left alone.  When uid_q/uid_s are not
+ * (uid_t)-1, ownership is set (the installer); gid likewise.  Returns 0, or
+ * -1 with errno and the failing path in *what.
+ */
+int queue_create(const char *qdir, uid_t uid_q, uid_t uid_s, gid_t gid,
+		 const char **what);
+
+#endif

@@ -68,6 +68,8 @@ addr_domain_ok(const char *d, size_t n)
 		const char *in = d + 1;
 		size_t l = n - 2;
 
+		if (memchr(in, 0, l))
+			return 0; /* inet_pton would stop at it */
 		if (l >= 5 && !strncasecmp(in, "IPv6:", 5)) {
 			in += 5;
 			l -= 5;

@@ -27,7 +27,7 @@ date_rfc5322(char *buf, size_t size, time_t t)
 		     tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
 		     off < 0 ? '-' : '+', (off < 0 ? -off : off) / 60,
 		     (off < 0 ? -off : off) % 60);
-	if (n < 0)
+	if (n < 0 || size == 0)
 		return 0;
 	return (size_t)n < size ? (size_t)n : size - 1;
 }

@@ -67,6 +67,17 @@ fuzz/bin/%: fuzz/%.c $(filter-out %/log.c,$(LIBSRC))
 	clang -g -O1 -D_GNU_SOURCE -Isrc/lib -fsanitize=fuzzer,address,undefined \
 	  -o $@ $< $(LIBSRC) $(LDLIBS)
 
+MAN5 = $(wildcard man/*.5)
+MAN8 = $(wildcard man/*.8)
+
+# programs and manual pages; the system set-up (users, queue) is separate
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/man/man5 \
+	  $(DESTDIR)$(PREFIX)/man/man8
+	install -m 755 $(PROGS:%=$(BIN)/%) $(DESTDIR)$(PREFIX)/bin/
+	$(if $(MAN5),install -m 644 $(MAN5) $(DESTDIR)$(PREFIX)/man/man5/)
+	$(if $(MAN8),install -m 644 $(MAN8) $(DESTDIR)$(PREFIX)/man/man8/)
+
 clean:
 	rm -rf bin bin-asan build build-asan fuzz/bin
 

@@ -97,8 +97,14 @@ io_fill(io *x)
 		errno = ENOBUFS;
 		return -1;
 	}
-	if (x->flush_first && io_flush(x->flush_first) == -1)
-		return -1;
+	/* flush pending output only if the read would block: pipelined
+	 * commands already on their way are answered together */
+	if (x->flush_first && x->flush_first->len) {
+		struct pollfd p = {.fd = x->fd, .events = POLLIN};
+
+		if (poll(&p, 1, 0) != 1 && io_flush(x->flush_first) == -1)
+			return -1;
+	}
 	deadline = deadline_of(x->timeout);
 	for (;;) {
 		if (wait_ready(x->fd, POLLIN, deadline) == -1)

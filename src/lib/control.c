@@ -208,8 +208,10 @@ ctl_num(const char *name, unsigned long long *v)
 	size_t i = 0;
 	int r = ctl_line(name, &s);
 
-	if (r < 0)
+	if (r < 0) {
+		str_free(&s);
 		return -1;
+	}
 	while (i < s.len && is_space(s.s[i]))
 		i++;
 	if (i == s.len) {

@@ -98,8 +98,8 @@ local_part(const char *s, size_t n, str *out)
 		for (i = 1; i < n; i++) {
 			unsigned char c = (unsigned char)s[i];
 
-			if (c == '"')
-				return (long)i + 1;
+			if (c == '"') /* an empty local part is no address */
+				return i > 1 ? (long)i + 1 : -1;
 			if (c == '\\') {
 				if (++i >= n)
 					return -1;

@@ -290,6 +290,8 @@ main(int argc, char **argv)
 		fail(QQ_INTD, "unable to create a file in queue/intd");
 	}
 	write_envelope(intdfd, &sender, &rcpts, nrcpt);
+	str_free(&sender);
+	str_free(&rcpts);
 
 	if (fsync(messfd) == -1 || fsync(intdfd) == -1)
 		fail(QQ_WRITE, "unable to sync the message to disk");

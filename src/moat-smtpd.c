@@ -25,6 +25,7 @@
  * Exit codes: 0 after QUIT or end of input; 1 after a timeout, a protocol
  * violation that closes the connection, or a fatal error.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -236,6 +237,17 @@ listed_sender(const char *a, size_t len)
 	return 0;
 }
 
+static int
+all_digits(const struct smtp_param *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->vallen; i++)
+		if (p->val[i] < '0' || p->val[i] > '9')
+			return 0;
+	return p->vallen > 0 && p->vallen <= 20; /* RFC 1870: 1*20DIGIT */
+}
+
 static void
 do_mail(const struct smtp_cmd *c)
 {
@@ -266,11 +278,13 @@ do_mail(const struct smtp_cmd *c)
 	pos += off;
 	while ((r = smtp_param(c->arg, c->arglen, &pos, &p)) == 1) {
 		if (p.keylen == 4 && !strncasecmp(p.key, "SIZE", 4)) {
-			if (seen_size++ || !p.val ||
-			    smtp_number(p.val, p.vallen, &size) == -1) {
+			if (seen_size++ || !p.val || !all_digits(&p)) {
 				error("501 5.5.4 bad SIZE parameter\r\n");
 				return;
 			}
+			/* digits too many for 64 bits still mean too large */
+			if (smtp_number(p.val, p.vallen, &size) == -1)
+				size = ~0ULL;
 			if (databytes && size > databytes) {
 				reply("552 5.3.4 message size exceeds fixed "
 				      "maximum message size\r\n");
@@ -305,29 +319,49 @@ do_mail(const struct smtp_cmd *c)
 	reply("250 2.1.0 sender ok\r\n");
 }
 
+/* is the address literal [1.2.3.4] or [IPv6:...] the address the client
+ * connected to? */
+static int
+own_literal(const char *d, size_t dl)
+{
+	unsigned char want[16], got[16];
+	char buf[64];
+	int fam = strchr(localip, ':') ? AF_INET6 : AF_INET;
+	size_t skip = fam == AF_INET6 ? 6 : 1; /* "[IPv6:" or "[" */
+
+	if (!*localip || inet_pton(fam, localip, want) != 1)
+		return 0;
+	if (dl < skip + 1 || dl - skip - 1 >= sizeof buf)
+		return 0;
+	if (fam == AF_INET6 && strncasecmp(d, "[IPv6:", 6))
+		return 0;
+	memcpy(buf, d + skip, dl - skip - 1);
+	buf[dl - skip - 1] = 0;
+	return inet_pton(fam, buf, got) == 1 &&
+	       !memcmp(want, got, fam == AF_INET6 ? 16 : 4);
+}
+
 /* may the client send to this recipient through us? */
 static int
 allowed(const str *a)
 {
 	size_t dl, i;
 	const char *d = addr_domain(a->s, a->len, &dl);
-	char lit[80];
+
+	size_t locallen = d ? (size_t)(d - 1 - a->s) : a->len;
 
 	if (relayclient)
 		return 1;
+	/* routing inside the local part could relay: refuse it */
+	for (i = 0; i < locallen; i++)
+		if (a->s[i] == '%' || a->s[i] == '!' || a->s[i] == '@')
+			return 0;
 	if (!d) {
 		d = envnoathost.s;
 		dl = envnoathost.len;
-	} else {
-		/* routing inside the local part could relay: refuse it */
-		for (i = 0; i < (size_t)(d - 1 - a->s); i++)
-			if (a->s[i] == '%' || a->s[i] == '!' || a->s[i] == '@')
-				return 0;
 	}
-	if (dl && d[0] == '[') {
-		snprintf(lit, sizeof lit, "[%s]", localip);
-		return *localip && strlen(lit) == dl && !strncasecmp(lit, d, dl);
-	}
+	if (dl && d[0] == '[')
+		return own_literal(d, dl);
 	if (ctl_domain_match(&rcpthosts, n_rcpthosts, d, dl))
 		return 1;
 	/* morercpthosts.cdb holds lower-case domains */

@@ -139,10 +139,13 @@ envs(const char *name, const char *def)
 	return v && *v ? v : def;
 }
 
+static int sanitize(str *, const char *, size_t);
+
 static void
 config(void)
 {
-	const char *root = root_dir(0);
+	static str rip, rhost;
+	const char *root = root_dir(0), *v;
 
 	if (paths_setup_control(root) == -1)
 		nomem();
@@ -159,8 +162,15 @@ config(void)
 	}
 	if (timeout == 0 || timeout > 86400)
 		timeout = 86400;
-	remoteip = envs("TCPREMOTEIP", "unknown");
-	remotehost = envs("TCPREMOTEHOST", "unknown");
+	/* the spawner's words go into headers and logs: printable only */
+	v = envs("TCPREMOTEIP", "unknown");
+	if (sanitize(&rip, v, strlen(v)) == -1)
+		nomem();
+	v = envs("TCPREMOTEHOST", "unknown");
+	if (sanitize(&rhost, v, strlen(v)) == -1)
+		nomem();
+	remoteip = rip.s;
+	remotehost = rhost.s;
 	localip = envs("TCPLOCALIP", "");
 	relayclient = getenv("RELAYCLIENT");
 }

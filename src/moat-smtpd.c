@@ -603,7 +603,7 @@ is_hop(const char *h, size_t n)
 static void
 received(struct qq *q)
 {
-	char date[64], head[1024];
+	char date[64], head[2048];
 	int n;
 
 	date_rfc5322(date, sizeof date, time(0));
@@ -876,7 +876,7 @@ main(int argc, char **argv)
 			flush();
 			_exit(0);
 		case SMTP_VRFY:
-			reply("252 2.5.2 cannot VRFY user; try RCPT to attempt "
+			reply("252 2.0.0 cannot VRFY user; try RCPT to attempt "
 			      "delivery\r\n");
 			break;
 		case SMTP_HELP:

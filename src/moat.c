@@ -268,7 +268,7 @@ spawn_tcpd(int *fds, int nfds)
 		/* move the sockets to 3, 4, ... as socket activation does;
 		 * first out of the way so none is overwritten */
 		for (i = 0; i < nfds; i++) {
-			fds[i] = fcntl(fds[i], F_DUPFD, 3 + MAX_LISTEN);
+			fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + MAX_LISTEN);
 			if (fds[i] == -1)
 				_exit(111);
 		}

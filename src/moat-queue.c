@@ -303,6 +303,8 @@ main(int argc, char **argv)
 	if (fsync_dir(dir) == -1)
 		fail(QQ_WRITE, "unable to sync queue/mess");
 
+	/* no timeout may undo the commit once the link exists */
+	alarm(0);
 	have_todo = 1;
 	if (link(intdfn, todofn) == -1) {
 		have_todo = 0;
@@ -313,7 +315,6 @@ main(int argc, char **argv)
 		fail(QQ_WRITE, "unable to sync queue/todo");
 
 	/* committed: from here on the message must be delivered */
-	alarm(0);
 	report_id(id);
 	trigger();
 	unlink(pidfn);

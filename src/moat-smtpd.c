@@ -46,6 +46,7 @@
 #include "paths.h"
 #include "smtpcmd.h"
 #include "str.h"
+#include "users.h"
 
 #define LINE_MAX_SMTP 2048 /* command line, CRLF included (RFC: 512) */
 #define ERRORS_MAX 20      /* bad commands before we hang up */
@@ -55,9 +56,10 @@ static io in, out;
 static char inbuf[4096], outbuf[4096];
 
 /* configuration */
-static str me, greeting, envnoathost, rcpthosts, badmailfrom;
-static size_t n_rcpthosts, n_badmailfrom;
-static unsigned long long databytes, maxrcpt, timeout;
+static str me, greeting, envnoathost, rcpthosts, badmailfrom, locals, vdoms;
+static size_t n_rcpthosts, n_badmailfrom, n_locals, n_vdoms;
+static unsigned long long databytes, maxrcpt, timeout, rcptcheck;
+static const char *root;
 static const char *remoteip, *remotehost, *localip, *relayclient;
 
 /* session */
@@ -145,8 +147,9 @@ static void
 config(void)
 {
 	static str rip, rhost;
-	const char *root = root_dir(0), *v;
+	const char *v;
 
+	root = root_dir(0);
 	if (paths_setup_control(root) == -1)
 		nomem();
 	if (ctl_line("me", &me) < 0 || ctl_line("smtpgreeting", &greeting) < 0 ||
@@ -155,7 +158,10 @@ config(void)
 	    ctl_num("maxrcpt", &maxrcpt) < 0 ||
 	    ctl_num("timeoutsmtpd", &timeout) < 0 ||
 	    ctl_list("rcpthosts", &rcpthosts, &n_rcpthosts) < 0 ||
-	    ctl_list("badmailfrom", &badmailfrom, &n_badmailfrom) < 0) {
+	    ctl_list("badmailfrom", &badmailfrom, &n_badmailfrom) < 0 ||
+	    ctl_list("locals", &locals, &n_locals) < 0 ||
+	    ctl_list("virtualdomains", &vdoms, &n_vdoms) < 0 ||
+	    ctl_num("rcptcheck", &rcptcheck) < 0) {
 		log_sys("unable to read the control files");
 		hangup("421 4.3.0 unable to read the configuration; try again "
 		       "later\r\n");
@@ -163,7 +169,8 @@ config(void)
 	if (timeout == 0 || timeout > 86400)
 		timeout = 86400;
 	/* the spawner's words go into headers and logs: printable only */
-	v = envs("TCPREMOTEIP", "unknown");
+	/* systemd's Accept=yes sockets name the client REMOTE_ADDR */
+	v = envs("TCPREMOTEIP", envs("REMOTE_ADDR", "unknown"));
 	if (sanitize(&rip, v, strlen(v)) == -1)
 		nomem();
 	v = envs("TCPREMOTEHOST", "unknown");
@@ -386,8 +393,84 @@ allowed(const str *a)
 				low.s[i] = (char)(low.s[i] + 32);
 		r = ctl_cdb_has("morercpthosts", low.s, low.len);
 		str_free(&low);
-		return r == 1;
+		return r; /* -1: cannot tell now */
 	}
+}
+
+/* the virtualdomains prepend for dom (exact, then .suffixes, then the
+ * catch-all); NULL when none or an exception */
+static const char *
+vdom_prepend(const char *a, size_t alen, const char *dom, size_t dl,
+	     size_t *pl)
+{
+	size_t i, k, off;
+	const char *keys[3];
+	size_t klen[3];
+
+	keys[0] = a, klen[0] = alen;
+	keys[1] = dom, klen[1] = dl;
+	for (k = 0; k < dl + 3; k++) {
+		const char *key;
+		size_t kl;
+
+		if (k < 2) {
+			key = keys[k];
+			kl = klen[k];
+		} else if (k - 2 < dl) {
+			if (dom[k - 2] != '.')
+				continue;
+			key = dom + k - 2;
+			kl = dl - (k - 2);
+		} else {
+			key = "";
+			kl = 0;
+		}
+		for (i = 0, off = 0; i < n_vdoms; i++) {
+			const char *it = vdoms.s + off, *colon = strchr(it, ':');
+
+			off += strlen(it) + 1;
+			if (colon && (size_t)(colon - it) == kl &&
+			    !strncasecmp(it, key, kl)) {
+				*pl = strlen(colon + 1);
+				return *pl ? colon + 1 : 0;
+			}
+		}
+	}
+	return 0;
+}
+
+/* would a local recipient be taken by anyone?  1 yes or cannot tell,
+ * 0 nobody (550 5.1.1 now rather than a bounce later) */
+static int
+local_exists(const str *a)
+{
+	size_t dl, ll, pl;
+	const char *d = addr_domain(a->s, a->len, &dl), *pre;
+	int flags = getenv("MOAT_SINGLE_USER") ? 0 : USERS_SYSTEM, r;
+	str l = STR_INIT;
+
+	if (!rcptcheck)
+		return 1;
+	if (!d) {
+		d = envnoathost.s;
+		dl = envnoathost.len;
+		ll = a->len;
+	} else {
+		ll = (size_t)(d - 1 - a->s);
+	}
+	if (ctl_domain_match(&locals, n_locals, d, dl)) {
+		r = users_rcpt_ok(root, a->s, ll, flags);
+		return r != 0;
+	}
+	pre = vdom_prepend(a->s, a->len, d, dl, &pl);
+	if (!pre)
+		return 1; /* remote: not ours to judge */
+	if (str_catb(&l, pre, pl) == -1 || str_catc(&l, '-') == -1 ||
+	    str_catb(&l, a->s, ll) == -1)
+		nomem();
+	r = users_rcpt_ok(root, l.s, l.len, flags);
+	str_free(&l);
+	return r != 0;
 }
 
 static void
@@ -424,15 +507,27 @@ do_rcpt(const struct smtp_cmd *c)
 			     : "501 5.5.4 bad RCPT parameters\r\n");
 		return;
 	}
-	if (nrcpt >= maxrcpt) {
+	if (maxrcpt && nrcpt >= maxrcpt) { /* 0: only moat-queue's cap */
 		reply("452 4.5.3 too many recipients\r\n");
 		return;
 	}
-	if (!allowed(&a)) {
+	r = allowed(&a);
+	if (r == -1) {
+		log_sys("unable to read morercpthosts.cdb");
+		reply("451 4.3.0 unable to read the configuration; try again "
+		      "later\r\n");
+		return;
+	}
+	if (!r) {
 		log_msg("relay denied: <%s> to <%s> from %s", sender.s, a.s,
 			remoteip);
 		reply("550 5.7.1 relaying denied: this host does not accept "
 		      "mail for that recipient\r\n");
+		return;
+	}
+	if (!local_exists(&a)) {
+		log_msg("unknown recipient <%s> from %s", a.s, remoteip);
+		reply("550 5.1.1 no such user here\r\n");
 		return;
 	}
 	if (relayclient && *relayclient &&

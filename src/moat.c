@@ -43,14 +43,18 @@
 #include "paths.h"
 #include "queue.h"
 #include "str.h"
+#include "users.h"
 
 #define MAX_LISTEN 16
+
+static int slurp(const char *, str *);
 
 static void
 usage(void)
 {
 	die(100, "usage: moat run [--root DIR] [--listen ADDR:PORT]... "
-		 "[--user NAME] [--domain DOMAIN]...\n"
+		 "[--user NAME] [--domain DOMAIN]... [--hold]\n"
+		 "       moat adduser [--root DIR] [--user NAME] MAILBOX...\n"
 		 "       moat queue [--root DIR]");
 }
 
@@ -248,6 +252,12 @@ on_stop(int sig)
 	stopping = 1;
 }
 
+static void
+on_alarm(int sig)
+{
+	(void)sig; /* only interrupts waitpid */
+}
+
 static pid_t
 spawn_tcpd(int *fds, int nfds)
 {
@@ -289,16 +299,444 @@ spawn_tcpd(int *fds, int nfds)
 	return pid;
 }
 
+/* the account that owns a run directory's mailboxes */
+struct owner {
+	uid_t uid;
+	gid_t gid;
+	char name[64];
+};
+
+static void
+owner_of(struct owner *o, const struct passwd *pw)
+{
+	struct passwd *me = pw ? 0 : getpwuid(getuid());
+
+	o->uid = pw ? pw->pw_uid : getuid();
+	o->gid = pw ? pw->pw_gid : getgid();
+	snprintf(o->name, sizeof o->name, "%s",
+		 pw ? pw->pw_name : me ? me->pw_name : "moat");
+}
+
+static int
+valid_name(const char *n)
+{
+	size_t i;
+
+	if (!*n || *n == '.' || *n == '-' || strlen(n) > 64)
+		return 0;
+	for (i = 0; n[i]; i++)
+		if (!((n[i] >= 'a' && n[i] <= 'z') ||
+		      (n[i] >= '0' && n[i] <= '9') || strchr("._-", n[i])))
+			return 0;
+	return 1;
+}
+
+/* ROOT/mail/NAME/Maildir and NAME's users/assign entries (exact, and
+ * NAME-ext for extensions), then users/cdb; existing ones are kept */
+static void
+ensure_mailbox(const char *root, const char *name, const struct owner *o)
+{
+	str p = STR_INIT, assign = STR_INIT, out = STR_INIT, line = STR_INIT;
+	const char *err, *sub[] = {"", "/Maildir", "/Maildir/tmp",
+				   "/Maildir/new", "/Maildir/cur"};
+	size_t i = 0;
+	int fd, have = 0;
+
+	for (i = 0; i < sizeof sub / sizeof *sub; i++) {
+		p.len = 0;
+		if (str_cats(&p, root) == -1 || str_cats(&p, "/mail/") == -1 ||
+		    str_cats(&p, name) == -1 || str_cats(&p, sub[i]) == -1 ||
+		    str_0(&p) == -1)
+			die(111, "out of memory");
+		mkdir_p(p.s, 0700);
+		if (geteuid() == 0 && lchown(p.s, o->uid, o->gid) == -1)
+			die_sys(111, "unable to give %s to %s", p.s, o->name);
+	}
+	root_path(&p, root, "users/assign");
+	if (slurp(p.s, &assign) == -1 && errno != ENOENT)
+		die_sys(111, "unable to read %s", p.s);
+	/* keep every line but the final "."; see whether NAME is there */
+	if (str_cats(&line, "=") == -1 || str_cats(&line, name) == -1 ||
+	    str_cats(&line, ":") == -1 || str_0(&line) == -1)
+		die(111, "out of memory");
+	for (i = 0; i < assign.len;) {
+		char *nl = memchr(assign.s + i, '\n', assign.len - i);
+		size_t l = nl ? (size_t)(nl - assign.s - i) : assign.len - i;
+
+		if (!(l == 1 && assign.s[i] == '.')) {
+			if (l >= line.len && !memcmp(assign.s + i, line.s, line.len))
+				have = 1;
+			if (str_catb(&out, assign.s + i, l) == -1 ||
+			    str_catc(&out, '\n') == -1)
+				die(111, "out of memory");
+		}
+		i += l + 1;
+	}
+	if (!have) {
+		char buf[1024];
+		int n = snprintf(buf, sizeof buf,
+				 "=%s:%s:%ld:%ld:%s/mail/%s:::\n"
+				 "+%s-:%s:%ld:%ld:%s/mail/%s:-::\n",
+				 name, o->name, (long)o->uid, (long)o->gid, root,
+				 name, name, o->name, (long)o->uid,
+				 (long)o->gid, root, name);
+		if (n < 0 || (size_t)n >= sizeof buf)
+			die(100, "path too long: %s", root);
+		if (str_cats(&out, buf) == -1)
+			die(111, "out of memory");
+	}
+	if (str_cats(&out, ".\n") == -1)
+		die(111, "out of memory");
+	if (!have) {
+		str tmp = STR_INIT;
+
+		root_path(&tmp, root, "users/assign.tmp");
+		fd = open(tmp.s, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+				     O_CLOEXEC, 0644);
+		if (fd == -1 || write(fd, out.s, out.len) != (ssize_t)out.len ||
+		    fsync(fd) == -1 || close(fd) == -1 ||
+		    rename(tmp.s, p.s) == -1)
+			die_sys(111, "unable to write %s", p.s);
+		str_free(&tmp);
+	}
+	root_path(&p, root, "users/cdb");
+	if (!have || access(p.s, F_OK) == -1) {
+		if (users_compile(root, &err) != 0)
+			die(111, "unable to compile users/assign: %s",
+			    err ? err : strerror(errno));
+	}
+	if (geteuid() == 0) {
+		const char *f[] = {"users/assign", "users/cdb"};
+		for (i = 0; i < 2; i++) {
+			root_path(&p, root, f[i]);
+			if (lchown(p.s, o->uid, o->gid) == -1 && errno != ENOENT)
+				die_sys(111, "unable to give %s to %s", p.s,
+					o->name);
+		}
+	}
+	str_free(&p);
+	str_free(&assign);
+	str_free(&out);
+	str_free(&line);
+}
+
+static const char *
+default_root(void)
+{
+	const char *r = getenv("MOAT_ROOT");
+
+	return r && *r ? r : "./moat-data";
+}
+
+static int
+cmd_adduser(int argc, char **argv)
+{
+	const char *root = default_root(), *user = "nobody", *v;
+	struct passwd *pw = 0;
+	struct owner o;
+	str none = STR_INIT;
+	char abs[PATH_MAX];
+	int i, n = 0;
+
+	for (i = 2; i < argc; i++) {
+		if ((v = optval(argc, argv, &i, "--root")))
+			root = v;
+		else if ((v = optval(argc, argv, &i, "--user")))
+			user = v;
+		else if (argv[i][0] == '-')
+			usage();
+		else if (!valid_name(argv[i]))
+			die(100, "bad mailbox name %s: use a-z, 0-9, . _ -",
+			    argv[i]);
+		else
+			n++;
+	}
+	if (!n)
+		usage();
+	if (geteuid() == 0) {
+		pw = getpwnam(user);
+		if (!pw || pw->pw_uid == 0)
+			die(100, "give --user with an unprivileged account");
+	}
+	owner_of(&o, pw);
+	umask(022);
+	init_root(root, &none);
+	if (!realpath(root, abs))
+		die_sys(111, "unable to resolve %s", root);
+	ensure_mailbox(abs, "postmaster", &o);
+	for (i = 2; i < argc; i++) {
+		if (!strncmp(argv[i], "--", 2)) {
+			if (!strchr(argv[i], '='))
+				i++;
+			continue;
+		}
+		ensure_mailbox(abs, argv[i], &o);
+		printf("%s: %s/mail/%s/Maildir/\n", argv[i], abs, argv[i]);
+	}
+	if (pw) {
+		chown_uid = pw->pw_uid;
+		chown_gid = pw->pw_gid;
+		if (nftw(abs, chown_one, 32, FTW_PHYS) == -1)
+			die_sys(111, "unable to give %s to %s", abs, user);
+	}
+	return 0;
+}
+
+/* the processes `moat run` started, to stop and reap */
+#define MAX_CHILD 8
+static struct {
+	pid_t pid;
+	const char *name;
+} child[MAX_CHILD];
+static int nchild;
+
+static void
+track(pid_t pid, const char *name)
+{
+	if (nchild < MAX_CHILD) {
+		child[nchild].pid = pid;
+		child[nchild++].name = name;
+	}
+}
+
+/* fd to fd numbers `at`: out of the way first so none is overwritten */
+static void
+place_fds(const int *from, const int *at, int n)
+{
+	int tmp[8], i;
+
+	for (i = 0; i < n; i++)
+		if ((tmp[i] = fcntl(from[i], F_DUPFD_CLOEXEC, 20)) == -1)
+			_exit(111);
+	for (i = 0; i < n; i++)
+		if (dup2(tmp[i], at[i]) == -1)
+			_exit(111);
+}
+
+/* run bin/prog with the given descriptors in place */
+static pid_t
+spawn(const char *prog, const int *from, const int *at, int n)
+{
+	str path = STR_INIT;
+	pid_t pid;
+
+	if (bin_path(&path, prog) == -1)
+		die_sys(111, "unable to find %s", prog);
+	pid = fork();
+	if (pid == -1)
+		die_sys(111, "unable to fork");
+	if (pid == 0) {
+		char *argv[] = {path.s, 0};
+
+		place_fds(from, at, n);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGPIPE, SIG_DFL);
+		execv(path.s, argv);
+		_exit(111);
+	}
+	str_free(&path);
+	track(pid, prog);
+	return pid;
+}
+
+static int
+have_prog(const char *prog)
+{
+	str path = STR_INIT;
+	int r = bin_path(&path, prog) == 0 && access(path.s, X_OK) == 0;
+
+	str_free(&path);
+	return r;
+}
+
+/* moat-send with moat-clean, moat-lspawn and (when built) moat-rspawn,
+ * connected by sockets as moat-start connects them */
+static void
+start_chain(void)
+{
+	int l[2], r[2] = {-1, -1}, c[2];
+	int at01[2] = {0, 1};
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, l) == -1 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, c) == -1)
+		die_sys(111, "unable to create sockets");
+	{
+		int f[2] = {l[1], l[1]};
+		spawn("moat-lspawn", f, at01, 2);
+	}
+	{
+		int f[2] = {c[1], c[1]};
+		spawn("moat-clean", f, at01, 2);
+	}
+	if (have_prog("moat-rspawn")) {
+		int f[2];
+
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, r) == -1)
+			die_sys(111, "unable to create sockets");
+		f[0] = f[1] = r[1];
+		spawn("moat-rspawn", f, at01, 2);
+		close(r[1]);
+	}
+	{
+		int f[3] = {l[0], r[0], c[0]}, at[3] = {3, 4, 5};
+
+		spawn("moat-send", r[0] == -1 ? (int[]){l[0], c[0]} : f,
+		      r[0] == -1 ? (int[]){3, 5} : at, r[0] == -1 ? 2 : 3);
+	}
+	close(l[0]);
+	close(l[1]);
+	close(c[0]);
+	close(c[1]);
+	if (r[0] != -1)
+		close(r[0]);
+}
+
+static const char *
+child_name(pid_t pid)
+{
+	int i;
+
+	for (i = 0; i < nchild; i++)
+		if (child[i].pid == pid)
+			return child[i].name;
+	return 0;
+}
+
+static void
+forget(pid_t pid)
+{
+	int i;
+
+	for (i = 0; i < nchild; i++)
+		if (child[i].pid == pid)
+			child[i] = child[--nchild];
+}
+
+static int
+in_chain(const char *name)
+{
+	return strcmp(name, "moat-tcpd") != 0;
+}
+
+/* a helper of the delivery chain died: stop the rest of the chain, wait
+ * for it, start it again (moat-send rebuilds its state from the queue) */
+static int
+restart_chain(time_t *starts, int *nstarts)
+{
+	time_t t = time(0);
+	int i, status;
+
+	memmove(starts + 1, starts, 4 * sizeof *starts);
+	starts[0] = t;
+	if (++*nstarts >= 5 && t - starts[4] < 60) {
+		log_msg("the delivery chain keeps failing; stopping");
+		return -1;
+	}
+	for (i = 0; i < nchild; i++)
+		if (in_chain(child[i].name))
+			kill(child[i].pid, SIGTERM);
+	alarm(10);
+	for (;;) {
+		pid_t r;
+
+		for (i = 0; i < nchild && !in_chain(child[i].name); i++)
+			;
+		if (i == nchild)
+			break;
+		r = waitpid(-1, &status, 0);
+		if (r == -1 && errno == EINTR) {
+			for (i = 0; i < nchild; i++)
+				if (in_chain(child[i].name))
+					kill(child[i].pid, SIGKILL);
+			continue;
+		}
+		if (r == -1)
+			break;
+		if (child_name(r) && !in_chain(child_name(r)))
+			return -1; /* the listener died too */
+		forget(r);
+	}
+	alarm(0);
+	if (stopping)
+		return -1;
+	log_msg("restarting the delivery chain");
+	start_chain();
+	return 0;
+}
+
+/* wait for a stop signal or a dying child.  A dead delivery helper
+ * restarts the chain; a dead listener, or a stop signal, stops all: the
+ * listener and moat-send first (it finishes running deliveries), the
+ * helpers follow when their sockets close */
+static int
+supervise(void)
+{
+	int status, failed = 0, i, nstarts = 0;
+	time_t deadline = 0, starts[5] = {0};
+
+	while (nchild) {
+		pid_t r;
+
+		if (stopping && !deadline) {
+			for (i = 0; i < nchild; i++)
+				if (!strcmp(child[i].name, "moat-tcpd") ||
+				    !strcmp(child[i].name, "moat-send"))
+					kill(child[i].pid, SIGTERM);
+			deadline = time(0) + 150;
+			alarm(1);
+		}
+		if (deadline && time(0) > deadline) {
+			for (i = 0; i < nchild; i++)
+				kill(child[i].pid, SIGKILL);
+			deadline = time(0) + 3600;
+		}
+		r = waitpid(-1, &status, 0);
+		if (r == -1) {
+			if (errno == EINTR) {
+				if (deadline)
+					alarm(1);
+				continue;
+			}
+			break;
+		}
+		if (!child_name(r))
+			continue;
+		if (!stopping) {
+			const char *name = child_name(r);
+
+			log_msg("%s ended unexpectedly (status %d)", name,
+				WIFEXITED(status) ? WEXITSTATUS(status)
+						  : 128 + WTERMSIG(status));
+			forget(r);
+			if (in_chain(name) &&
+			    restart_chain(starts, &nstarts) == 0)
+				continue;
+			failed = 1;
+			stopping = 1;
+			continue;
+		} else if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+			log_msg("%s ended with status %d", child_name(r),
+				WIFEXITED(status) ? WEXITSTATUS(status)
+						  : 128 + WTERMSIG(status));
+		}
+		forget(r);
+	}
+	log_msg(failed ? "stopped after a failure" : "stopped");
+	return failed ? 111 : 0;
+}
+
 static int
 cmd_run(int argc, char **argv)
 {
 	const char *root = "./moat-data", *user = "nobody", *v;
 	const char *listen_on[MAX_LISTEN];
-	int nlisten = 0, fds[MAX_LISTEN], i, status;
+	int nlisten = 0, fds[MAX_LISTEN], i, hold = 0;
 	str domains = STR_INIT;
 	char abs[PATH_MAX];
 	struct passwd *pw = 0;
 	struct sigaction sa;
+	struct owner o;
 	pid_t tcpd;
 
 	for (i = 2; i < argc; i++) {
@@ -306,6 +744,8 @@ cmd_run(int argc, char **argv)
 			root = v;
 		else if ((v = optval(argc, argv, &i, "--user")))
 			user = v;
+		else if (!strcmp(argv[i], "--hold"))
+			hold = 1;
 		else if ((v = optval(argc, argv, &i, "--listen"))) {
 			if (nlisten == MAX_LISTEN)
 				die(100, "at most %d --listen", MAX_LISTEN);
@@ -334,6 +774,8 @@ cmd_run(int argc, char **argv)
 	init_root(root, &domains);
 	if (!realpath(root, abs))
 		die_sys(111, "unable to resolve %s", root);
+	owner_of(&o, pw);
+	ensure_mailbox(abs, "postmaster", &o);
 	if (pw) {
 		chown_uid = pw->pw_uid;
 		chown_gid = pw->pw_gid;
@@ -352,36 +794,25 @@ cmd_run(int argc, char **argv)
 	sa.sa_handler = on_stop;
 	sigaction(SIGINT, &sa, 0);
 	sigaction(SIGTERM, &sa, 0);
+	sa.sa_handler = on_alarm;
+	sigaction(SIGALRM, &sa, 0);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* tells moat-smtpd to judge recipients by the user table alone */
+	setenv("MOAT_SINGLE_USER", "1", 1);
+	if (!hold)
+		start_chain();
+	else
+		log_msg("--hold: accepting mail into the queue, delivering none");
 	tcpd = spawn_tcpd(fds, nlisten);
+	track(tcpd, "moat-tcpd");
 	for (i = 0; i < nlisten; i++)
 		close(fds[i]);
 	for (i = 0; i < nlisten; i++)
 		log_msg("listening on %s", listen_on[i]);
 	log_msg("running in %s as uid %ld; stop with Ctrl-C", abs,
 		(long)getuid());
-
-	for (;;) {
-		pid_t r = waitpid(tcpd, &status, 0);
-
-		if (r == tcpd)
-			break;
-		if (r == -1 && errno == EINTR && stopping) {
-			kill(tcpd, SIGTERM);
-			stopping = 0;
-		} else if (r == -1 && errno != EINTR) {
-			die_sys(111, "waitpid");
-		}
-	}
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-		log_msg("stopped");
-		return 0;
-	}
-	log_msg("moat-tcpd ended with status %d", WIFEXITED(status)
-							 ? WEXITSTATUS(status)
-							 : 128 + WTERMSIG(status));
-	return 111;
+	return supervise();
 }
 
 /* ---------------------------------------------------------- moat queue */
@@ -593,5 +1024,7 @@ main(int argc, char **argv)
 		return cmd_run(argc, argv);
 	if (!strcmp(argv[1], "queue"))
 		return cmd_queue(argc, argv);
+	if (!strcmp(argv[1], "adduser"))
+		return cmd_adduser(argc, argv);
 	usage();
 }

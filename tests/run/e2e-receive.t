@@ -17,7 +17,10 @@ from moattest import (Tap, MoatRun, make_root, remove_root, prog, queued,
                       message, envelope, strip_received, write_control)
 
 t = Tap()
-run = MoatRun()
+# --hold: mail stays in the queue, where this test reads it back
+run = MoatRun(args=("--hold",))
+subprocess.run([prog("moat"), "adduser", "--root", run.root, "u1"],
+               check=True, capture_output=True, timeout=30)
 root = run.root
 try:
     # smtplib, a message with dots, long lines, 8-bit text
@@ -186,7 +189,7 @@ try:
 except OSError:
     have6 = False
 if have6:
-    run6 = MoatRun(host="::1")
+    run6 = MoatRun(host="::1", args=("--hold",))
     try:
         with smtplib.SMTP("::1", run6.port, timeout=20) as s:
             t.ok(s.sendmail("a@example.org", ["postmaster@localhost"],

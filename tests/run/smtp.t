@@ -266,7 +266,10 @@ def make_root(base, control):
         os.mkdir(os.path.join(q, d), mode)
         for i in range(SPLIT):
             os.mkdir(os.path.join(q, d, str(i)), mode)
-    ctl = {"me": b"localhost\n", "locals": b"localhost\n"}
+    # rcptcheck 0: these scripts are about the protocol, not the user
+    # table (rcpt-check-*.smtp turn it back on)
+    ctl = {"me": b"localhost\n", "locals": b"localhost\n",
+           "rcptcheck": b"0\n"}
     ctl.update(control)
     for name, value in ctl.items():
         with open(os.path.join(root, "control", name), "wb") as f:

@@ -220,3 +220,59 @@ def all_files(root, sub):
     for dirpath, _, filenames in os.walk(os.path.join(root, "queue", sub)):
         out += [os.path.join(dirpath, f) for f in filenames]
     return out
+
+
+def maildir_files(root, box, sub="new"):
+    d = os.path.join(root, "mail", box, "Maildir", sub)
+    try:
+        return sorted(os.path.join(d, f) for f in os.listdir(d))
+    except FileNotFoundError:
+        return []
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def wait_for(cond, timeout=30.0, step=0.05):
+    """poll cond() until true or timeout; returns its last value"""
+    deadline = time.time() + timeout
+    while True:
+        v = cond()
+        if v or time.time() >= deadline:
+            return v
+        time.sleep(step)
+
+
+def adduser(root, *names):
+    subprocess.run([prog("moat"), "adduser", "--root", root] + list(names),
+                   check=True, capture_output=True, timeout=60)
+
+
+def pids_of(name, ancestor):
+    """pids of processes called name that descend from ancestor"""
+    parent = {}
+    names = {}
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % p) as f:
+                st = f.read()
+        except OSError:
+            continue
+        comm = st[st.index("(") + 1:st.rindex(")")]
+        ppid = int(st[st.rindex(")") + 2:].split()[1])
+        parent[int(p)] = ppid
+        names[int(p)] = comm
+    out = []
+    for p, comm in names.items():
+        if comm != name[:15]:
+            continue
+        q = p
+        while q in parent and q != ancestor and q > 1:
+            q = parent[q]
+        if q == ancestor:
+            out.append(p)
+    return out

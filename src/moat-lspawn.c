@@ -75,8 +75,8 @@ struct kid {
 	unsigned long n; /* job number */
 	int fd;          /* report pipe; -1 after EOF */
 	int exited;
-	int status;      /* wait status, once exited */
-	str report;      /* first REPORT_MAX bytes of moat-local's output */
+	int status; /* wait status, once exited */
+	str report; /* first REPORT_MAX bytes of moat-local's output */
 };
 
 static struct kid *kids;
@@ -85,11 +85,11 @@ static size_t nkids, akids;
 static str root;      /* absolute */
 static str local_bin; /* moat-local next to us */
 static str defaultdelivery;
-static str out;       /* results not yet written */
-static int out_sock;  /* fd 1 is a socket: send() without blocking */
-static int out_dead;  /* fd 1 failed; results are discarded */
+static str out;      /* results not yet written */
+static int out_sock; /* fd 1 is a socket: send() without blocking */
+static int out_dead; /* fd 1 failed; results are discarded */
 static int system_mode;
-static int failed;    /* exit 111 at the end */
+static int failed; /* exit 111 at the end */
 
 static void
 nomem(void)
@@ -98,9 +98,8 @@ nomem(void)
 }
 
 /* one result with one status for nres recipients */
-static void
-result(unsigned long n, char status, size_t nres, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+static void result(unsigned long n, char status, size_t nres, const char *fmt,
+                   ...) __attribute__((format(printf, 4, 5)));
 
 static void
 result(unsigned long n, char status, size_t nres, const char *fmt, ...)
@@ -136,7 +135,7 @@ read_defaultdelivery(int fatal)
 		if (fatal)
 			die_sys(111, "unable to read control/defaultdelivery");
 		log_sys("unable to read control/defaultdelivery; keeping "
-			"the old value");
+		        "the old value");
 		str_free(&v);
 		return;
 	}
@@ -155,10 +154,11 @@ child_fail(const char *what, int e)
 {
 	char buf[300];
 	int n = snprintf(buf, sizeof buf, "moat-lspawn: %s: %s (#4.3.0)\n",
-			 what, strerror(e));
+	                 what, strerror(e));
 
-	if (n > 0 && write(1, buf, (size_t)n < sizeof buf ? (size_t)n
-							   : sizeof buf - 1) < 0)
+	if (n > 0 &&
+	    write(1, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1) <
+	        0)
 		_exit(111);
 	_exit(111);
 }
@@ -260,27 +260,31 @@ start(struct job *j)
 	}
 	at = strrchr(rcpt, '@');
 	if (!at) {
-		result(j->n, 'D', 1, "moat-lspawn: protocol error: recipient "
-				     "without a domain (#5.1.3)");
+		result(j->n, 'D', 1,
+		       "moat-lspawn: protocol error: recipient "
+		       "without a domain (#5.1.3)");
 		return;
 	}
 	llen = (size_t)(at - rcpt);
 	if (llen == 0) {
-		result(j->n, 'K', 1, "Trash address: empty local part, "
-				     "nothing delivered. (#2.0.0)");
+		result(j->n, 'K', 1,
+		       "Trash address: empty local part, "
+		       "nothing delivered. (#2.0.0)");
 		return;
 	}
 	r = users_lookup(root.s, rcpt, llen, system_mode ? USERS_SYSTEM : 0,
-			 &u);
+	                 &u);
 	if (r == -1) {
-		result(j->n, 'Z', 1, "Temporary failure looking up the "
-				     "recipient: %s. (#4.3.0)",
+		result(j->n, 'Z', 1,
+		       "Temporary failure looking up the "
+		       "recipient: %s. (#4.3.0)",
 		       lookup_error(errno));
 		goto done;
 	}
 	if (r == 0) {
-		result(j->n, 'D', 1, "Sorry, no mailbox here by that name. "
-				     "(#5.1.1)");
+		result(j->n, 'D', 1,
+		       "Sorry, no mailbox here by that name. "
+		       "(#5.1.1)");
 		goto done;
 	}
 	if (u.uid == 0) {
@@ -288,26 +292,29 @@ start(struct job *j)
 		goto done;
 	}
 	if (!system_mode && u.uid != geteuid()) {
-		result(j->n, 'Z', 1, "the user table gives uid %lu, but this "
-				     "single-user moat runs as uid %lu and "
-				     "cannot deliver as anyone else (#4.3.0)",
+		result(j->n, 'Z', 1,
+		       "the user table gives uid %lu, but this "
+		       "single-user moat runs as uid %lu and "
+		       "cannot deliver as anyone else (#4.3.0)",
 		       (unsigned long)u.uid, (unsigned long)geteuid());
 		goto done;
 	}
 	if (queue_file(&rel, "queue/mess", j->id) == -1 ||
 	    str_copyb(&path, root.s, root.len) == -1 ||
-	    str_catc(&path, '/') == -1 || str_catb(&path, rel.s, rel.len) == -1 ||
-	    str_0(&path) == -1)
+	    str_catc(&path, '/') == -1 ||
+	    str_catb(&path, rel.s, rel.len) == -1 || str_0(&path) == -1)
 		nomem();
 	mess = open(path.s, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (mess == -1) {
 		if (errno == ENOENT)
-			result(j->n, 'Z', 1, "moat-lspawn: the message file "
-					     "queue/%s is missing (#4.3.0)",
+			result(j->n, 'Z', 1,
+			       "moat-lspawn: the message file "
+			       "queue/%s is missing (#4.3.0)",
 			       rel.s + 6);
 		else
-			result(j->n, 'Z', 1, "moat-lspawn: unable to open the "
-					     "message file: %s (#4.3.0)",
+			result(j->n, 'Z', 1,
+			       "moat-lspawn: unable to open the "
+			       "message file: %s (#4.3.0)",
 			       strerror(errno));
 		goto done;
 	}
@@ -320,8 +327,9 @@ start(struct job *j)
 		akids = na;
 	}
 	if (pipe2(pi, O_CLOEXEC) == -1) {
-		result(j->n, 'Z', 1, "moat-lspawn: unable to create a pipe: %s "
-				     "(#4.3.0)",
+		result(j->n, 'Z', 1,
+		       "moat-lspawn: unable to create a pipe: %s "
+		       "(#4.3.0)",
 		       strerror(errno));
 		close(mess);
 		goto done;
@@ -409,7 +417,7 @@ finish(struct kid *k)
 		if (s[i] == 0)
 			s[i] = ' ';
 	while (len && (s[len - 1] == ' ' || s[len - 1] == '\n' ||
-		       s[len - 1] == '\r' || s[len - 1] == '\t'))
+	               s[len - 1] == '\r' || s[len - 1] == '\t'))
 		s[--len] = 0;
 	if (WIFEXITED(k->status) && WEXITSTATUS(k->status) == 0) {
 		status = 'K';
@@ -421,11 +429,11 @@ finish(struct kid *k)
 		def = "moat-local: temporary failure, no reason given (#4.3.0)";
 	} else {
 		if (WIFSIGNALED(k->status))
-			log_msg("moat-local (job %lu) killed by signal %d", k->n,
-				WTERMSIG(k->status));
+			log_msg("moat-local (job %lu) killed by signal %d",
+			        k->n, WTERMSIG(k->status));
 		else
 			log_msg("moat-local (job %lu) exited %d", k->n,
-				WEXITSTATUS(k->status));
+			        WEXITSTATUS(k->status));
 		len = 0;
 		def = "moat-local crashed or was killed (#4.3.0)";
 	}
@@ -516,8 +524,8 @@ read_jobs(str *in, struct job *j)
 	while ((r = job_get(in, j)) == 1) {
 		if (nkids >= MAX_OUTSTANDING) {
 			log_msg("protocol error: more than %d deliveries at "
-				"once",
-				MAX_OUTSTANDING);
+			        "once",
+			        MAX_OUTSTANDING);
 			result(j->n, 'Z', j->nrcpt,
 			       "moat-lspawn: too many deliveries at once "
 			       "(#4.3.0)");
@@ -535,7 +543,7 @@ read_jobs(str *in, struct job *j)
 	}
 	if (in->len > INBUF_MAX) {
 		log_msg("protocol error: a job longer than %zu bytes",
-			(size_t)INBUF_MAX);
+		        (size_t)INBUF_MAX);
 		failed = 1;
 		return 0;
 	}
@@ -639,8 +647,8 @@ main(int argc, char **argv)
 		}
 		ikid = np;
 		for (i = 0; i < nkids; i++)
-			pfd[np++] = (struct pollfd){
-				.fd = kids[i].fd, .events = POLLIN};
+			pfd[np++] =
+			    (struct pollfd){.fd = kids[i].fd, .events = POLLIN};
 		/* fd -1 entries are ignored by poll */
 		if (poll(pfd, (nfds_t)np, -1) == -1) {
 			if (errno == EINTR)
@@ -660,7 +668,8 @@ main(int argc, char **argv)
 		}
 		/* kids' output first: indexes shift once reap() runs */
 		for (i = 0; i < nkids; i++)
-			if (kids[i].fd != -1 && pfd[ikid + i].fd == kids[i].fd &&
+			if (kids[i].fd != -1 &&
+			    pfd[ikid + i].fd == kids[i].fd &&
 			    pfd[ikid + i].revents)
 				drain(&kids[i]);
 		reap();

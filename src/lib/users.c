@@ -100,7 +100,7 @@ static int
 syntax(unsigned long line, const char *what)
 {
 	snprintf(errbuf, sizeof errbuf, "users/assign line %lu: %s", line,
-		 what);
+	         what);
 	return USERS_SYNTAX;
 }
 
@@ -148,7 +148,7 @@ slurp(const char *path, str *out, size_t max)
  */
 static int
 parse_line(const char *s, size_t l, unsigned long line, str *key, str *val,
-	   long *plen)
+           long *plen)
 {
 	const char *f[NFIELDS];
 	size_t fl[NFIELDS], i, k = 0, start = 1;
@@ -160,10 +160,10 @@ parse_line(const char *s, size_t l, unsigned long line, str *key, str *val,
 	for (i = 0; i < l; i++)
 		if ((unsigned char)s[i] < 32 || s[i] == 127)
 			return syntax(line, "control character (NUL, CR, TAB, "
-					    "...) in the line");
+			                    "...) in the line");
 	if (l == 0)
 		return syntax(line, "empty line (the table ends with a "
-				    "line \".\")");
+		                    "line \".\")");
 	type = s[0];
 	if (type != '=' && type != '+')
 		return syntax(line, "an assignment starts with '=' or '+'");
@@ -176,9 +176,10 @@ parse_line(const char *s, size_t l, unsigned long line, str *key, str *val,
 		}
 	}
 	if (k < NFIELDS)
-		return syntax(line, "too few fields: want "
-				    "=local:user:uid:gid:homedir:dash:ext: "
-				    "or +prefix:user:uid:gid:homedir:dash:pre:");
+		return syntax(line,
+		              "too few fields: want "
+		              "=local:user:uid:gid:homedir:dash:ext: "
+		              "or +prefix:user:uid:gid:homedir:dash:pre:");
 	if (start != l)
 		return syntax(line, "text after the seventh ':'");
 	if (type == '=' && fl[0] == 0)
@@ -189,10 +190,10 @@ parse_line(const char *s, size_t l, unsigned long line, str *key, str *val,
 		return syntax(line, "empty user name");
 	if (parse_id(f[2], fl[2], &uid) == -1)
 		return syntax(line, "uid is not a decimal number below "
-				    "4294967295");
+		                    "4294967295");
 	if (parse_id(f[3], fl[3], &gid) == -1)
 		return syntax(line, "gid is not a decimal number below "
-				    "4294967295");
+		                    "4294967295");
 	if (fl[4] == 0 || f[4][0] != '/')
 		return syntax(line, "home directory is not an absolute path");
 	if (memchr(f[5], '/', fl[5]) || memchr(f[6], '/', fl[6]))
@@ -210,8 +211,7 @@ parse_line(const char *s, size_t l, unsigned long line, str *key, str *val,
 	    str_catu(val, gid) == -1 || str_catc(val, 0) == -1)
 		return -1;
 	for (i = 4; i < NFIELDS; i++)
-		if (str_catb(val, f[i], fl[i]) == -1 ||
-		    str_catc(val, 0) == -1)
+		if (str_catb(val, f[i], fl[i]) == -1 || str_catc(val, 0) == -1)
 			return -1;
 	*plen = type == '+' ? (long)fl[0] : -1;
 	return 0;
@@ -248,7 +248,7 @@ compile_text(const str *text, struct cdb_make *c, const char *tmp)
 		++line;
 		if (!nl) {
 			r = syntax(line, "no newline at the end, and no final "
-					 "line \".\"");
+			                 "line \".\"");
 			goto out;
 		}
 		l = (size_t)(nl - s);
@@ -263,7 +263,7 @@ compile_text(const str *text, struct cdb_make *c, const char *tmp)
 		if (r != 0)
 			goto out;
 		if (cdb_make_add(c, key.s, (unsigned)key.len, val.s,
-				 (unsigned)val.len) == -1) {
+		                 (unsigned)val.len) == -1) {
 			r = sysfail("unable to write", tmp);
 			goto out;
 		}
@@ -272,7 +272,7 @@ compile_text(const str *text, struct cdb_make *c, const char *tmp)
 	}
 	if (!done) {
 		r = syntax(line + 1, "missing the final line \".\" (is the "
-				     "file truncated?)");
+		                     "file truncated?)");
 		goto out;
 	}
 	key.len = 0;
@@ -280,7 +280,7 @@ compile_text(const str *text, struct cdb_make *c, const char *tmp)
 		goto nomem;
 	for (n = USERS_LOCAL_MAX; n >= 0; n--)
 		if (seen[n] && (str_catc(&key, ':') == -1 ||
-				str_catu(&key, (unsigned long)n) == -1))
+		                str_catu(&key, (unsigned long)n) == -1))
 			goto nomem;
 	r = 0;
 	if (cdb_make_add(c, "", 0, key.s, (unsigned)key.len) == -1)
@@ -316,7 +316,7 @@ users_compile(const char *root, const char **err)
 		goto out;
 	}
 	fd = open(tmp.s, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-		  0644);
+	          0644);
 	if (fd == -1) {
 		r = sysfail("unable to create", tmp.s);
 		goto out;
@@ -377,7 +377,7 @@ out:
 /* a record's value into *u; ext is prepended to extra[0..xlen) */
 static int
 parse_value(const char *v, size_t vl, const char *extra, size_t xlen,
-	    struct user *u)
+            struct user *u)
 {
 	const char *f[NFIELDS - 1];
 	size_t fl[NFIELDS - 1], i, k = 0, start = 0;
@@ -434,8 +434,8 @@ next_len(const char *m, size_t ml, size_t *pos)
 }
 
 static int
-table_lookup(const char *root, const char *local, const char *low,
-	     size_t len, int flags, struct user *u)
+table_lookup(const char *root, const char *local, const char *low, size_t len,
+             int flags, struct user *u)
 {
 	str path = STR_INIT, key = STR_INIT;
 	struct cdb c;
@@ -472,7 +472,8 @@ table_lookup(const char *root, const char *local, const char *low,
 		goto bad;
 	meta = cdb_getdata(&c);
 	ml = cdb_datalen(&c);
-	if (!meta || ml < sizeof MAGIC - 1 || memcmp(meta, MAGIC, sizeof MAGIC - 1))
+	if (!meta || ml < sizeof MAGIC - 1 ||
+	    memcmp(meta, MAGIC, sizeof MAGIC - 1))
 		goto bad;
 
 	if (str_catc(&key, '=') == -1 || str_catb(&key, low, len) == -1)
@@ -500,7 +501,7 @@ table_lookup(const char *root, const char *local, const char *low,
 			goto bad;
 		case 1:
 			r = parse_value(cdb_getdata(&c), cdb_datalen(&c),
-					local + n, len - (size_t)n, u);
+			                local + n, len - (size_t)n, u);
 			goto out;
 		}
 	}
@@ -566,8 +567,7 @@ account(const char *name, size_t n, struct user *u)
 }
 
 static int
-account_lookup(const char *local, const char *low, size_t len,
-	       struct user *u)
+account_lookup(const char *local, const char *low, size_t len, struct user *u)
 {
 	size_t i = len;
 	int r;
@@ -592,7 +592,7 @@ account_lookup(const char *local, const char *low, size_t len,
 
 static int
 alias_lookup(const char *root, const char *local, size_t len, int flags,
-	     struct user *u)
+             struct user *u)
 {
 	struct stat st;
 	int r;
@@ -621,7 +621,7 @@ alias_lookup(const char *root, const char *local, size_t len, int flags,
 
 int
 users_lookup(const char *root, const char *local, size_t len, int flags,
-	     struct user *u)
+             struct user *u)
 {
 	char low[USERS_LOCAL_MAX];
 	size_t i;
@@ -677,7 +677,8 @@ dotqmail(const char *home, const char *ext, size_t len)
 	    (r = exists(&path, base, name.s, len)) != 0)
 		goto out;
 	for (i = len;; i--) {
-		if (i == 0 || (name.s[i - 1] == '-' && !memchr(name.s, '/', i))) {
+		if (i == 0 ||
+		    (name.s[i - 1] == '-' && !memchr(name.s, '/', i))) {
 			path.len = base;
 			if (str_catb(&path, name.s, i) == -1) {
 				r = -1;

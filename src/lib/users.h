@@ -29,10 +29,10 @@
 
 #define USERS_SYSTEM 1 /* flag: installed system, consult /etc/passwd */
 
-#define USERS_LOCAL_MAX 1024  /* longest local part anyone can take */
-#define USERS_LINE_MAX 4096   /* longest line of users/assign */
+#define USERS_LOCAL_MAX 1024 /* longest local part anyone can take */
+#define USERS_LINE_MAX 4096  /* longest line of users/assign */
 #define USERS_ASSIGN_MAX (64u * 1024 * 1024) /* largest users/assign */
-#define USERS_NAME_MAX 32     /* longest account name looked up */
+#define USERS_NAME_MAX 32 /* longest account name looked up */
 
 /* where an answer came from */
 #define USERS_FROM_TABLE 1
@@ -43,17 +43,20 @@
 #define USERS_SYNTAX -2
 
 struct user {
-	str user;  /* account name, given to moat-local */
+	str user; /* account name, given to moat-local */
 	uid_t uid;
 	gid_t gid;
-	str home;  /* absolute */
-	str dash;  /* "" or "-" (any string from the table) */
-	str ext;   /* the extension: .qmail<dash><ext> rules delivery */
+	str home;   /* absolute */
+	str dash;   /* "" or "-" (any string from the table) */
+	str ext;    /* the extension: .qmail<dash><ext> rules delivery */
 	int source; /* USERS_FROM_... */
 };
 /* every str is NUL-terminated after a successful lookup */
 
-#define USER_INIT {STR_INIT, 0, 0, STR_INIT, STR_INIT, STR_INIT, 0}
+#define USER_INIT                                                              \
+	{                                                                      \
+		STR_INIT, 0, 0, STR_INIT, STR_INIT, STR_INIT, 0                \
+	}
 
 /*
  * Who takes local[0..len)?  1 found (*out filled in), 0 nobody, -1 a
@@ -62,7 +65,7 @@ struct user {
  * others).  The extension keeps the case of local; the lookup ignores it.
  */
 int users_lookup(const char *root, const char *local, size_t len, int flags,
-		 struct user *out);
+                 struct user *out);
 
 /*
  * Would anyone take local[0..len)?  1 when the table or (USERS_SYSTEM) an
@@ -72,8 +75,7 @@ int users_lookup(const char *root, const char *local, size_t len, int flags,
  * lowercased with '.' replaced by ':'.  0 when nobody would, -1 when it
  * cannot tell (errno; callers accept the address then).
  */
-int users_rcpt_ok(const char *root, const char *local, size_t len,
-		  int flags);
+int users_rcpt_ok(const char *root, const char *local, size_t len, int flags);
 
 /*
  * Compile ROOT/users/assign into ROOT/users/cdb, atomically: the new table

@@ -61,37 +61,40 @@ struct bad {
 	const char *want; /* the start of the message, line number included */
 };
 
-#define B(lit, want) {lit, sizeof lit - 1, want}
+#define B(lit, want)                                                           \
+	{                                                                      \
+		lit, sizeof lit - 1, want                                      \
+	}
 
 static const struct bad bads[] = {
-	B("=joe:joe:1:1:/h:::\n", "users/assign line 2: missing the final"),
-	B("=joe:joe:1:1:/h:::", "users/assign line 1: no newline"),
-	B("", "users/assign line 1: missing the final"),
-	B("joe:joe:1:1:/h:::\n.\n", "users/assign line 1: an assignment "
-				   "starts with"),
-	B("=a:a:1:1:/h:::\n=joe:joe:x:1:/h:::\n.\n",
-	  "users/assign line 2: uid is not"),
-	B("=joe:joe:-1:1:/h:::\n.\n", "users/assign line 1: uid is not"),
-	B("=joe:joe:4294967295:1:/h:::\n.\n", "users/assign line 1: uid is"),
-	B("=joe:joe:12345678901:1:/h:::\n.\n", "users/assign line 1: uid is"),
-	B("=joe:joe::1:/h:::\n.\n", "users/assign line 1: uid is not"),
-	B("=joe:joe:1:y:/h:::\n.\n", "users/assign line 1: gid is not"),
-	B("=joe:joe:1:1:home/joe:::\n.\n", "users/assign line 1: home "
-					   "directory is not"),
-	B("=joe:joe:1:1::::\n.\n", "users/assign line 1: home directory"),
-	B("=joe:joe:1:1:/h::\n.\n", "users/assign line 1: too few fields"),
-	B("=joe:joe:1:1:/h\n.\n", "users/assign line 1: too few fields"),
-	B("=joe:joe:1:1:/h:::x\n.\n", "users/assign line 1: text after"),
-	B("=joe:joe:1:1:/h::::\n.\n", "users/assign line 1: text after"),
-	B("=a:a:1:1:/h:::\n\n.\n", "users/assign line 2: empty line"),
-	B("=:a:1:1:/h:::\n.\n", "users/assign line 1: empty address"),
-	B("=a::1:1:/h:::\n.\n", "users/assign line 1: empty user name"),
-	B("=a:a:1:1:/h:::\r\n.\n", "users/assign line 1: control character"),
-	B("=a\0b:a:1:1:/h:::\n.\n", "users/assign line 1: control character"),
-	B("=a:a:1:1:/h:-:x/y:\n.\n", "users/assign line 1: '/' in dash"),
-	B("=a:a:1:1:/h:/:x:\n.\n", "users/assign line 1: '/' in dash"),
-	B(".x\n", "users/assign line 1: an assignment starts"),
-	B("# comment\n.\n", "users/assign line 1: an assignment starts"),
+    B("=joe:joe:1:1:/h:::\n", "users/assign line 2: missing the final"),
+    B("=joe:joe:1:1:/h:::", "users/assign line 1: no newline"),
+    B("", "users/assign line 1: missing the final"),
+    B("joe:joe:1:1:/h:::\n.\n", "users/assign line 1: an assignment "
+                                "starts with"),
+    B("=a:a:1:1:/h:::\n=joe:joe:x:1:/h:::\n.\n",
+      "users/assign line 2: uid is not"),
+    B("=joe:joe:-1:1:/h:::\n.\n", "users/assign line 1: uid is not"),
+    B("=joe:joe:4294967295:1:/h:::\n.\n", "users/assign line 1: uid is"),
+    B("=joe:joe:12345678901:1:/h:::\n.\n", "users/assign line 1: uid is"),
+    B("=joe:joe::1:/h:::\n.\n", "users/assign line 1: uid is not"),
+    B("=joe:joe:1:y:/h:::\n.\n", "users/assign line 1: gid is not"),
+    B("=joe:joe:1:1:home/joe:::\n.\n", "users/assign line 1: home "
+                                       "directory is not"),
+    B("=joe:joe:1:1::::\n.\n", "users/assign line 1: home directory"),
+    B("=joe:joe:1:1:/h::\n.\n", "users/assign line 1: too few fields"),
+    B("=joe:joe:1:1:/h\n.\n", "users/assign line 1: too few fields"),
+    B("=joe:joe:1:1:/h:::x\n.\n", "users/assign line 1: text after"),
+    B("=joe:joe:1:1:/h::::\n.\n", "users/assign line 1: text after"),
+    B("=a:a:1:1:/h:::\n\n.\n", "users/assign line 2: empty line"),
+    B("=:a:1:1:/h:::\n.\n", "users/assign line 1: empty address"),
+    B("=a::1:1:/h:::\n.\n", "users/assign line 1: empty user name"),
+    B("=a:a:1:1:/h:::\r\n.\n", "users/assign line 1: control character"),
+    B("=a\0b:a:1:1:/h:::\n.\n", "users/assign line 1: control character"),
+    B("=a:a:1:1:/h:-:x/y:\n.\n", "users/assign line 1: '/' in dash"),
+    B("=a:a:1:1:/h:/:x:\n.\n", "users/assign line 1: '/' in dash"),
+    B(".x\n", "users/assign line 1: an assignment starts"),
+    B("# comment\n.\n", "users/assign line 1: an assignment starts"),
 };
 
 static void
@@ -136,18 +139,17 @@ test_system_errors(void)
 	   "no users/assign: message names it: %s", err);
 }
 
-static const char table[] =
-	"+:alias:7790:2108:/var/moat/alias:-::\n"
-	"+joe-:joe:507:100:/home/joe:-::\n"
-	"=joe:joe:507:100:/home/joe:::\n"
-	"=Joe.Shmoe:joe:503:78:/home/joe:::\n"
-	"=dup:first:1:1:/first:::\n"
-	"=dup:second:2:2:/second:::\n"
-	"+list-:list:600:600:/home/list:-:pre-:\n"
-	"+list-x-:lx:601:601:/home/lx:-:x:\n"
-	"+LONG:long:4294967294:4294967294:/long:-:L:\n"
-	".\n"
-	"anything after the dot is ignored\n";
+static const char table[] = "+:alias:7790:2108:/var/moat/alias:-::\n"
+                            "+joe-:joe:507:100:/home/joe:-::\n"
+                            "=joe:joe:507:100:/home/joe:::\n"
+                            "=Joe.Shmoe:joe:503:78:/home/joe:::\n"
+                            "=dup:first:1:1:/first:::\n"
+                            "=dup:second:2:2:/second:::\n"
+                            "+list-:list:600:600:/home/list:-:pre-:\n"
+                            "+list-x-:lx:601:601:/home/lx:-:x:\n"
+                            "+LONG:long:4294967294:4294967294:/long:-:L:\n"
+                            ".\n"
+                            "anything after the dot is ignored\n";
 
 struct look {
 	const char *local;
@@ -157,25 +159,25 @@ struct look {
 };
 
 static const struct look looks[] = {
-	{"joe", "joe", 507, "/home/joe", "", ""},
-	{"JOE", "joe", 507, "/home/joe", "", ""},
-	{"joe-direct", "joe", 507, "/home/joe", "-", "direct"},
-	{"Joe-Direct", "joe", 507, "/home/joe", "-", "Direct"},
-	{"joe-", "joe", 507, "/home/joe", "-", ""},
-	{"joe.shmoe", "joe", 503, "/home/joe", "", ""},
-	{"JOE.SHMOE", "joe", 503, "/home/joe", "", ""},
-	{"bill", "alias", 7790, "/var/moat/alias", "-", "bill"},
-	{"Bill", "alias", 7790, "/var/moat/alias", "-", "Bill"},
-	{"jo", "alias", 7790, "/var/moat/alias", "-", "jo"},
-	{"dup", "first", 1, "/first", "", ""},
-	{"list-foo", "list", 600, "/home/list", "-", "pre-foo"},
-	{"list-", "list", 600, "/home/list", "-", "pre-"},
-	{"list-x", "list", 600, "/home/list", "-", "pre-x"},
-	{"list-x-bar", "lx", 601, "/home/lx", "-", "xbar"},
-	{"List-X-Bar", "lx", 601, "/home/lx", "-", "xBar"},
-	{"list-x-", "lx", 601, "/home/lx", "-", "x"},
-	{"long", "long", 4294967294UL, "/long", "-", "L"},
-	{"longer", "long", 4294967294UL, "/long", "-", "Ler"},
+    {"joe", "joe", 507, "/home/joe", "", ""},
+    {"JOE", "joe", 507, "/home/joe", "", ""},
+    {"joe-direct", "joe", 507, "/home/joe", "-", "direct"},
+    {"Joe-Direct", "joe", 507, "/home/joe", "-", "Direct"},
+    {"joe-", "joe", 507, "/home/joe", "-", ""},
+    {"joe.shmoe", "joe", 503, "/home/joe", "", ""},
+    {"JOE.SHMOE", "joe", 503, "/home/joe", "", ""},
+    {"bill", "alias", 7790, "/var/moat/alias", "-", "bill"},
+    {"Bill", "alias", 7790, "/var/moat/alias", "-", "Bill"},
+    {"jo", "alias", 7790, "/var/moat/alias", "-", "jo"},
+    {"dup", "first", 1, "/first", "", ""},
+    {"list-foo", "list", 600, "/home/list", "-", "pre-foo"},
+    {"list-", "list", 600, "/home/list", "-", "pre-"},
+    {"list-x", "list", 600, "/home/list", "-", "pre-x"},
+    {"list-x-bar", "lx", 601, "/home/lx", "-", "xbar"},
+    {"List-X-Bar", "lx", 601, "/home/lx", "-", "xBar"},
+    {"list-x-", "lx", 601, "/home/lx", "-", "x"},
+    {"long", "long", 4294967294UL, "/long", "-", "L"},
+    {"longer", "long", 4294967294UL, "/long", "-", "Ler"},
 };
 
 static void
@@ -195,15 +197,16 @@ test_lookup(void)
 
 		r = users_lookup(root, l->local, strlen(l->local), 0, &u);
 		ok(r == 1 && u.source == USERS_FROM_TABLE &&
-		   !strcmp(u.user.s, l->user) && u.uid == l->uid &&
-		   !strcmp(u.home.s, l->home) && !strcmp(u.dash.s, l->dash) &&
-		   !strcmp(u.ext.s, l->ext),
+		       !strcmp(u.user.s, l->user) && u.uid == l->uid &&
+		       !strcmp(u.home.s, l->home) &&
+		       !strcmp(u.dash.s, l->dash) && !strcmp(u.ext.s, l->ext),
 		   "lookup %s: %s %lu %s dash \"%s\" ext \"%s\"", l->local,
 		   l->user, l->uid, l->home, l->dash, l->ext);
 		if (r == 1 && strcmp(u.ext.s, l->ext))
 			diag("got user %s uid %lu home %s dash \"%s\" ext "
-			     "\"%s\"", u.user.s, (unsigned long)u.uid, u.home.s,
-			     u.dash.s, u.ext.s);
+			     "\"%s\"",
+			     u.user.s, (unsigned long)u.uid, u.home.s, u.dash.s,
+			     u.ext.s);
 	}
 	r = users_lookup(root, "joe", 3, 0, &u);
 	ok(r == 1 && u.gid == 100, "gid comes through");
@@ -227,12 +230,13 @@ test_lookup(void)
 
 	/* no catch-all, no alias directory: nobody */
 	r = COMPILE("=joe:joe:507:100:/home/joe:::\n"
-		    "+joe-:joe:507:100:/home/joe:-::\n.\n",
-		    &err);
+	            "+joe-:joe:507:100:/home/joe:-::\n.\n",
+	            &err);
 	is_int(r, 0, "table without catch-all compiles");
 	is_int(users_lookup(root, "bill", 4, 0, &u), 0, "unknown: nobody");
-	is_int(users_lookup(root, "jo", 2, 0, &u), 0, "prefix of an entry: "
-						      "nobody");
+	is_int(users_lookup(root, "jo", 2, 0, &u), 0,
+	       "prefix of an entry: "
+	       "nobody");
 	is_int(users_rcpt_ok(root, "bill", 4, 0), 0, "rcpt_ok unknown: 0");
 	is_int(users_rcpt_ok(root, "JOE-x", 5, 0), 1, "rcpt_ok wildcard: 1");
 
@@ -255,8 +259,9 @@ test_damaged(void)
 	errno = 0;
 	is_int(users_lookup(root, "joe", 3, 0, &u), -1, "garbage cdb: -1");
 	is_int(errno, EPROTO, "garbage cdb: EPROTO");
-	is_int(users_rcpt_ok(root, "joe", 3, 0), -1, "garbage cdb: rcpt_ok "
-						     "cannot tell");
+	is_int(users_rcpt_ok(root, "joe", 3, 0), -1,
+	       "garbage cdb: rcpt_ok "
+	       "cannot tell");
 
 	/* a qmail-format users/cdb is not misread */
 	snprintf(p, sizeof p, "%s/users/cdb", root);
@@ -315,9 +320,9 @@ test_alias(void)
 	r = users_lookup(root, "Stranger.Name", 13, 0, &u);
 	snprintf(want, sizeof want, "%s/alias", root);
 	ok(r == 1 && u.source == USERS_FROM_ALIAS && u.uid == geteuid() &&
-	   u.gid == getegid() && !strcmp(u.home.s, want) &&
-	   !strcmp(u.dash.s, "-") && !strcmp(u.ext.s, "Stranger.Name") &&
-	   !strcmp(u.user.s, "alias"),
+	       u.gid == getegid() && !strcmp(u.home.s, want) &&
+	       !strcmp(u.dash.s, "-") && !strcmp(u.ext.s, "Stranger.Name") &&
+	       !strcmp(u.user.s, "alias"),
 	   "alias directory takes the rest, ext = the local part as given");
 
 	is_int(users_rcpt_ok(root, "stranger", 8, 0), 0,
@@ -371,7 +376,7 @@ main(void)
 	char p[4200];
 
 	snprintf(root, sizeof root, "%s/moat-users.XXXXXX",
-		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	if (!mkdtemp(root)) {
 		ok(0, "mkdtemp: %s", strerror(errno));
 		return done_testing();

@@ -181,7 +181,7 @@ static _Noreturn void
 child(int mess, int w, const struct user *u, const char *local,
       const char *domain, const char *sender)
 {
-	char *argv[10], *envp[3];
+	char *argv[11], *envp[3];
 	sigset_t none;
 	str rootenv = STR_INIT;
 
@@ -211,15 +211,16 @@ child(int mess, int w, const struct user *u, const char *local,
 	    str_cats(&rootenv, root.s) == -1 || str_0(&rootenv) == -1)
 		child_fail("out of memory", ENOMEM);
 	argv[0] = "moat-local";
-	argv[1] = u->user.s;
-	argv[2] = u->home.s;
-	argv[3] = (char *)local;
-	argv[4] = u->dash.s;
-	argv[5] = u->ext.s;
-	argv[6] = (char *)domain;
-	argv[7] = (char *)sender;
-	argv[8] = defaultdelivery.s;
-	argv[9] = 0;
+	argv[1] = "--"; /* a user name like "-n" is no option */
+	argv[2] = u->user.s;
+	argv[3] = u->home.s;
+	argv[4] = (char *)local;
+	argv[5] = u->dash.s;
+	argv[6] = u->ext.s;
+	argv[7] = (char *)domain;
+	argv[8] = (char *)sender;
+	argv[9] = defaultdelivery.s;
+	argv[10] = 0;
 	envp[0] = "PATH=/usr/bin:/bin";
 	envp[1] = rootenv.s;
 	envp[2] = 0;

@@ -34,6 +34,9 @@ t = Tap()
 FAKE = r"""#!/bin/sh
 # fake moat-local for lspawn.t: records, then exits as the local part says
 rec="$MOAT_ROOT/rec/$$"
+# moat-lspawn ends the options with "--" so a user name is never one
+if [ "$1" != "--" ]; then echo "no -- before the arguments"; exit 3; fi
+shift
 {
   echo "ruid=$(id -ru)"
   echo "euid=$(id -u)"

@@ -947,6 +947,30 @@ domain_of(const char *a)
 	return at ? at + 1 : "";
 }
 
+/* VERP as qmail does it: sender "pre-@host-@[]" to recipient "r@d"
+ * becomes "pre-r=d@host" */
+static int
+verp_sender(str *sender, const char *rcpt)
+{
+	str v = STR_INIT;
+	const char *at, *rat = strrchr(rcpt, '@');
+	size_t base = sender->len - 4; /* without "-@[]" */
+
+	sender->s[base] = 0;
+	at = strrchr(sender->s, '@');
+	if (!at)
+		return str_0(sender); /* not the VERP form after all */
+	if (str_catb(&v, sender->s, (size_t)(at - sender->s)) == -1 ||
+	    str_catb(&v, rcpt, rat ? (size_t)(rat - rcpt) : strlen(rcpt)) == -1 ||
+	    (rat && (str_catc(&v, '=') == -1 || str_cats(&v, rat + 1) == -1)) ||
+	    str_cats(&v, at) == -1 || str_0(&v) == -1 ||
+	    str_copyb(sender, v.s, v.len + 1) == -1)
+		return -1;
+	sender->len--;
+	str_free(&v);
+	return 0;
+}
+
 /* start the attempt's next job for m on channel c; 0 when none is left */
 static int
 dispatch_one(struct msg *m, int c, const str *data)
@@ -957,6 +981,7 @@ dispatch_one(struct msg *m, int c, const str *data)
 	str rec = STR_INIT;
 	str sender = STR_INIT, info = STR_INIT;
 	char fn[64];
+	int verp;
 
 	/* records, and the first one not yet sent */
 	for (pos = 0; pos < data->len; nrec++) {
@@ -971,6 +996,21 @@ dispatch_one(struct msg *m, int c, const str *data)
 	}
 	if (first == (size_t)-1)
 		return 0;
+	/* the sender from info/ */
+	qpath(fn, sizeof fn, "info", m->id);
+	if (slurp(fn, &info) == 0) {
+		size_t k = 0;
+		while (k < info.len) {
+			size_t l = strnlen(info.s + k, info.len - k);
+			if (l && info.s[k] == 'F' &&
+			    str_copyb(&sender, info.s + k + 1, l - 1) == -1)
+				die(111, "out of memory");
+			k += l + 1;
+		}
+	}
+	if (str_0(&sender) == -1)
+		die(111, "out of memory");
+	verp = sender.len > 4 && !strcmp(sender.s + sender.len - 4, "-@[]");
 	slot = job_alloc();
 	j = &jobs[slot];
 	j->used = 1;
@@ -1000,24 +1040,12 @@ dispatch_one(struct msg *m, int c, const str *data)
 				m->sent[c][i] = 1;
 			}
 		}
-		if (c == LOCAL && j->n)
-			break;
+		if ((c == LOCAL || verp) && j->n)
+			break; /* one recipient per job */
 		pos += l + 1;
 	}
 	m->cursor[c] = first + 1;
-	/* the sender from info/ */
-	qpath(fn, sizeof fn, "info", m->id);
-	if (slurp(fn, &info) == 0) {
-		size_t k = 0;
-		while (k < info.len) {
-			size_t l = strnlen(info.s + k, info.len - k);
-			if (l && info.s[k] == 'F' &&
-			    str_copyb(&sender, info.s + k + 1, l - 1) == -1)
-				die(111, "out of memory");
-			k += l + 1;
-		}
-	}
-	if (str_0(&sender) == -1)
+	if (verp && verp_sender(&sender, j->rcpts.s) == -1)
 		die(111, "out of memory");
 	if (job_put(&rec, (unsigned long)slot, m->id, sender.s, j->rcpts.s,
 		    j->n) == -1)

@@ -17,7 +17,7 @@ OPT ?= -O2 -g
 SAN ?=
 CPPFLAGS += -D_GNU_SOURCE -DMOAT_PREFIX='"$(PREFIX)"' -Isrc/lib
 CFLAGS += $(WARN) $(OPT) $(HARDEN) $(SAN)
-LDFLAGS += -pie -Wl,-z,relro,-z,now $(SAN)
+LDFLAGS += -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SAN)
 LDLIBS += -lcdb
 
 PROGS = moat-queue moat-smtpd moat-tcpd moat moat-clean moat-send moat-newu moat-lspawn moat-local

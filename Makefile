@@ -20,7 +20,7 @@ CFLAGS += $(WARN) $(OPT) $(HARDEN) $(SAN)
 LDFLAGS += -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SAN)
 LDLIBS += -lcdb
 
-PROGS = moat-queue moat-smtpd moat-tcpd moat moat-clean moat-send moat-newu moat-lspawn moat-local
+PROGS = moat-queue moat-smtpd moat-tcpd moat moat-clean moat-send moat-newu moat-lspawn moat-local moat-rspawn
 LIBSRC = $(wildcard src/lib/*.c)
 LIBOBJ = $(LIBSRC:src/lib/%.c=$(BUILD)/lib/%.o)
 UNITSRC = $(wildcard tests/unit/*.c)

@@ -34,6 +34,8 @@ const struct ctl_def ctl_table[] = {
 	{"localiphost", CTL_LINE, "=me", "name that replaces this host's [IP] literals"},
 	{"concurrencylocal", CTL_NUM, "10", "simultaneous local deliveries"},
 	{"concurrencyremote", CTL_NUM, "20", "simultaneous remote deliveries"},
+	{"concurrencydomain", CTL_NUM, "10", "simultaneous remote deliveries to one domain"},
+	{"downhostperiod", CTL_NUM, "3600", "seconds remote deliveries skip an address whose connection timed out (0: never)"},
 	{"concurrencyincoming", CTL_NUM, "200", "simultaneous SMTP connections"},
 	{"concurrencyperip", CTL_NUM, "50", "simultaneous SMTP connections from one address (relay clients exempt)"},
 	{"databytes", CTL_NUM, "10485760", "largest message accepted by SMTP, in bytes (0: no limit)"},

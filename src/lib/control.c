@@ -199,7 +199,11 @@ ctl_line(const char *name, str *out)
 			out->len = (size_t)(nl - out->s);
 		while (out->len && is_space(out->s[out->len - 1]))
 			out->len--;
-		if (out->len || d->kind == CTL_NUM)
+		/* an empty line means the default, except where qmail gives
+		 * it a meaning: an empty doublebounceto discards double
+		 * bounces */
+		if (out->len || d->kind == CTL_NUM ||
+		    !strcmp(name, "doublebounceto"))
 			return str_0(out) == -1 ? -1 : CTL_FILE;
 	}
 	return line_default(d, out, 0);

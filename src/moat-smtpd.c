@@ -439,6 +439,23 @@ vdom_prepend(const char *a, size_t alen, const char *dom, size_t dl,
 	return 0;
 }
 
+/* is dom listed in locals (whole names only, as moat-send matches)? */
+static int
+is_local(const char *dom, size_t dl)
+{
+	size_t i, off = 0;
+
+	for (i = 0; i < n_locals; i++) {
+		const char *it = locals.s + off;
+		size_t l = strlen(it);
+
+		off += l + 1;
+		if (l == dl && !strncasecmp(it, dom, dl))
+			return 1;
+	}
+	return 0;
+}
+
 /* would a local recipient be taken by anyone?  1 yes or cannot tell,
  * 0 nobody (550 5.1.1 now rather than a bounce later) */
 static int
@@ -458,7 +475,7 @@ local_exists(const str *a)
 	} else {
 		ll = (size_t)(d - 1 - a->s);
 	}
-	if (ctl_domain_match(&locals, n_locals, d, dl)) {
+	if (is_local(d, dl)) {
 		r = users_rcpt_ok(root, a->s, ll, flags);
 		return r != 0;
 	}

@@ -392,7 +392,7 @@ static int out_broken;
 static void
 put(const char *s, size_t n)
 {
-	if (!out_broken && io_put(&out, s, n) == -1)
+	if (n && !out_broken && io_put(&out, s, n) == -1)
 		out_broken = 1;
 }
 
@@ -935,6 +935,7 @@ qq_finish(void)
 			nomem();
 		if (io_writeall(qq_efd, e.s, e.len, 0) == -1)
 			out_broken = 1;
+		str_free(&e);
 	}
 	close(qq_efd);
 	n = read(qq_idfd, id, sizeof id - 1);

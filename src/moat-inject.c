@@ -787,6 +787,19 @@ args_rcpts(char **argv, int argc)
 	}
 }
 
+static int
+valid_user(const char *u)
+{
+	size_t n = strlen(u), i;
+
+	if (n == 0 || n > ADDR_LOCAL_MAX)
+		return 0;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)u[i] < 32 || (unsigned char)u[i] >= 127)
+			return 0;
+	return 1;
+}
+
 /* user and host of the default From, the envelope sender from them */
 static void
 identity(const char *login)
@@ -804,6 +817,16 @@ identity(const char *login)
 	if (!hs)
 		hs = defaulthost.s;
 	qualify_host(hs, strlen(hs), &from_host);
+	/* these go into the From field as they are: nothing that could
+	 * break the header */
+	if (!valid_user(from_user.s))
+		die(100, "the user name for From (QMAILUSER, MAILUSER, USER, "
+			 "LOGNAME or the login name) has a control character "
+			 "or is too long");
+	if (!addr_domain_ok(from_host.s, from_host.len))
+		die(100, "the host for From (QMAILHOST, MAILHOST or "
+			 "defaulthost) is not a valid domain: %.100s",
+		    from_host.s);
 
 	if (opt_f) {
 		struct hdr_alist al = HDR_ALIST_INIT;

@@ -7,8 +7,8 @@
  * Reads: ROOT/control (locals, virtualdomains, percenthack, envnoathost,
  * concurrencylocal, concurrencyremote, queuelifetime, bounce*, me),
  * queue/todo, mess, info, local, remote, bounce; lock/trigger.
- * Writes: queue/info, local, remote, bounce (its own directories); asks
- * moat-clean to remove todo/intd/mess files; injects bounces through
+ * Writes: queue/info, local, remote, bounce, error (its own directories);
+ * asks moat-clean to remove todo/intd/mess files; injects bounces through
  * moat-queue; one log line per event on stderr.
  *
  * Life of a message here: a todo/ entry (seen through the trigger fifo, or
@@ -29,6 +29,21 @@
  *
  * New mail cannot starve delivery: at most PRE_BATCH todo entries are
  * preprocessed between two rounds of dispatching and result handling.
+ *
+ * For `moat queue`: every deferral and permanent failure is also appended
+ * to queue/error/N/id, the last error of each recipient (format and bounds
+ * in lasterr.h).  It only informs, so it is not fsynced and a failure to
+ * write it is logged and ignored (a queue without error/ records nothing);
+ * it is removed with the leftovers before preprocessing and, when the
+ * message is retired, before info/.
+ *
+ * One moat-send per queue: it holds an exclusive flock on queue/info
+ * (waiting up to LOCK_WAIT seconds for it, since `moat queue remove` holds
+ * it for a moment while it removes a message no moat-send is handling),
+ * then writes its pid to queue/info/pid (through queue/info/pid.tmp and a
+ * rename; removed at a clean exit) so `moat queue retry` can signal it.
+ * The scan of info/ reads only the split subdirectories, so the pid file
+ * is never taken for a message.
  *
  * Signals: SIGALRM retry everything now; SIGHUP re-read the control
  * files; SIGTERM stop starting deliveries, wait for running ones, exit 0.
@@ -54,6 +69,7 @@
 #include "dsn.h"
 #include "envelope.h"
 #include "job.h"
+#include "lasterr.h"
 #include "log.h"
 #include "paths.h"
 #include "queue.h"
@@ -68,6 +84,7 @@
 #define BOUNCE_RETRY 60         /* seconds before a failed bounce is retried */
 #define BOUNCE_CAP (64 * 1024)  /* bytes of the original in a bounce */
 #define STOP_WAIT 120           /* seconds SIGTERM waits for deliveries */
+#define LOCK_WAIT 5             /* seconds to wait for the queue lock */
 
 enum { LOCAL, REMOTE };
 static const char *chan_dir[2] = {"local", "remote"};
@@ -620,6 +637,8 @@ pre_write(struct pre *p)
 		qpath(fn, sizeof fn, chan_dir[c], m->id);
 		unlink(fn);
 	}
+	qpath(fn, sizeof fn, "error", m->id);
+	unlink(fn);
 	while (i < env.len) {
 		const char *f = env.s + i;
 		size_t l = strnlen(f, env.len - i);
@@ -1364,6 +1383,11 @@ retire(struct msg *m)
 		if (unlink(fn) == -1 && errno != ENOENT)
 			log_sys("unable to remove %s", fn);
 	}
+	qpath(fn, sizeof fn, "error", m->id);
+	if (unlink(fn) == -1 && errno != ENOENT) {
+		log_sys("unable to remove %s", fn);
+		return; /* before info/ goes, so it is never orphaned */
+	}
 	qpath(fn, sizeof fn, "info", m->id);
 	if (unlink(fn) == -1 && errno != ENOENT) {
 		log_sys("unable to remove %s", fn);
@@ -1457,6 +1481,7 @@ handle_result(int c, struct job_result *res)
 	struct msg *m;
 	char fn[64];
 	size_t k, toff = 0, roff = 0;
+	str errs = STR_INIT;
 	int fd;
 
 	if (res->n >= njobs || !jobs[res->n].used || jobs[res->n].chan != c)
@@ -1488,6 +1513,9 @@ handle_result(int c, struct job_result *res)
 			text = longer.s;
 			st = 'D';
 		}
+		if (st != 'K' &&
+		    lasterr_rec(&errs, rcpt, st == 'Z' ? 'Z' : 'D', now, text) == -1)
+			die(111, "out of memory");
 		if (st == 'K') {
 			log_msg("delivery %lu: success: %s", res->n, text);
 		} else if (st == 'Z') {
@@ -1506,6 +1534,11 @@ handle_result(int c, struct job_result *res)
 	}
 	if (fd != -1)
 		close(fd);
+	qpath(fn, sizeof fn, "error", m->id);
+	if (lasterr_write(fn, "queue/error/tmp", &errs) == -1 &&
+	    errno != ENOENT)
+		log_sys("unable to record the last error in %s", fn);
+	str_free(&errs);
 	j->used = 0;
 	free(j->off);
 	j->off = 0;
@@ -1641,6 +1674,23 @@ retry_all(void)
 	}
 }
 
+/* queue/info/pid, for `moat queue retry`; written after the lock */
+static void
+write_pid(void)
+{
+	str s = STR_INIT;
+	int fd;
+
+	if (str_catu(&s, (unsigned long long)getpid()) == -1 ||
+	    str_catc(&s, '\n') == -1)
+		die(111, "out of memory");
+	if (write_file("queue/info/pid.tmp", &s, &fd) == -1 ||
+	    close(fd) == -1 ||
+	    rename("queue/info/pid.tmp", "queue/info/pid") == -1)
+		log_sys("unable to write queue/info/pid");
+	str_free(&s);
+}
+
 static void
 setup_conn(struct conn *c, int fd)
 {
@@ -1678,8 +1728,14 @@ main(int argc, char **argv)
 	lockfd = open("queue/info", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (lockfd == -1)
 		die_sys(111, "unable to open queue/info");
-	if (flock(lockfd, LOCK_EX | LOCK_NB) == -1)
-		die(111, "another moat-send is running on this queue");
+	for (c = 0; flock(lockfd, LOCK_EX | LOCK_NB) == -1; c++) {
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			die_sys(111, "unable to lock queue/info");
+		if (c >= LOCK_WAIT * 10)
+			die(111, "another moat-send is running on this queue");
+		usleep(100000);
+	}
+	write_pid();
 	trig = open("queue/lock/trigger", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (trig == -1)
 		die_sys(111, "unable to open queue/lock/trigger");
@@ -1790,6 +1846,7 @@ main(int argc, char **argv)
 				conn_write(&spawner[c]);
 		}
 	}
+	unlink("queue/info/pid");
 	log_msg("stopped");
 	return 0;
 }

@@ -19,6 +19,7 @@ const struct queue_dir queue_dirs[] = {
 	{"local", 1, QO_SEND, 0700},
 	{"remote", 1, QO_SEND, 0700},
 	{"bounce", 1, QO_SEND, 0700},
+	{"error", 1, QO_SEND, 0700},
 	{"lock", 0, QO_QUEUE, 0750},
 	{0, 0, 0, 0},
 };

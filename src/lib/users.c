@@ -372,6 +372,47 @@ out:
 	return r;
 }
 
+int
+users_check(const char *root, const char **err)
+{
+	str assign = STR_INIT, text = STR_INIT;
+	struct cdb_make c;
+	int fd, r, e;
+
+	errbuf[0] = 0;
+	*err = errbuf;
+	if (abs_path(&assign, root, "users/assign") == -1) {
+		r = sysfail("out of memory", "");
+		goto out;
+	}
+	if (slurp(assign.s, &text, USERS_ASSIGN_MAX) == -1) {
+		r = sysfail("unable to read", assign.s);
+		goto out;
+	}
+	/* the same parser, with the table going nowhere */
+	fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (fd == -1) {
+		r = sysfail("unable to open", "/dev/null");
+		goto out;
+	}
+	if (cdb_make_start(&c, fd) == -1) {
+		r = sysfail("unable to start a table on", "/dev/null");
+		close(fd);
+		goto out;
+	}
+	r = compile_text(&text, &c, "/dev/null");
+	e = errno;
+	cdb_make_finish(&c); /* only to free its memory */
+	close(fd);
+	errno = e;
+out:
+	e = errno;
+	str_free(&assign);
+	str_free(&text);
+	errno = e;
+	return r;
+}
+
 /* ---- lookups ---- */
 
 /* a record's value into *u; ext is prepended to extra[0..xlen) */

@@ -86,6 +86,13 @@ int users_rcpt_ok(const char *root, const char *local, size_t len, int flags);
  */
 int users_compile(const char *root, const char **err);
 
+/*
+ * Check ROOT/users/assign as users_compile() would, writing nothing (for
+ * `moat check`).  0 when it would compile; USERS_SYNTAX with *err naming
+ * the line and the problem; -1 on a system error (errno, *err).
+ */
+int users_check(const char *root, const char **err);
+
 void users_free(struct user *);
 
 #endif

@@ -80,10 +80,11 @@ test_create(void)
 	ok(QUEUE_SPLIT == 23, "QUEUE_SPLIT is 23");
 	for (d = queue_dirs; d->name; d++)
 		n++;
-	is_int(n, 9, "queue_dirs lists 9 directories");
+	is_int(n, 10, "queue_dirs lists 10 directories");
 	{
 		static const char *want[] = {"pid", "mess", "intd", "todo", "info",
-					     "local", "remote", "bounce", "lock"};
+					     "local", "remote", "bounce", "error",
+					     "lock"};
 		int all = 1;
 
 		for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
@@ -94,7 +95,8 @@ test_create(void)
 					found = 1;
 			all &= found;
 		}
-		ok(all, "... pid mess intd todo info local remote bounce lock");
+		ok(all, "... pid mess intd todo info local remote bounce "
+		       "error lock");
 	}
 
 	snprintf(base, sizeof base, "%s/moat-unit-queue.XXXXXX",

@@ -20,7 +20,7 @@ CFLAGS += $(WARN) $(OPT) $(HARDEN) $(SAN)
 LDFLAGS += -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SAN)
 LDLIBS += -lcdb
 
-PROGS = moat-queue moat-smtpd moat-tcpd moat moat-clean moat-send moat-newu moat-lspawn moat-local moat-rspawn moat-inject moat-sendmail
+PROGS = moat-queue moat-smtpd moat-tcpd moat moat-clean moat-send moat-newu moat-lspawn moat-local moat-rspawn moat-inject moat-sendmail moat-setup moat-start
 LIBSRC = $(wildcard src/lib/*.c)
 LIBOBJ = $(LIBSRC:src/lib/%.c=$(BUILD)/lib/%.o)
 UNITSRC = $(wildcard tests/unit/*.c)
@@ -80,18 +80,45 @@ fuzz/bin/%: fuzz/%.c $(LIBSRC) $(wildcard src/lib/*.h)
 MAN5 = $(wildcard man/*.5)
 MAN8 = $(wildcard man/*.8)
 
-# programs and manual pages; the system set-up (users, queue) is separate
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/man/man5 \
-	  $(DESTDIR)$(PREFIX)/man/man8
-	install -m 755 $(PROGS:%=$(BIN)/%) $(DESTDIR)$(PREFIX)/bin/
+# the compiled-in prefix: what uses MOAT_PREFIX is rebuilt when PREFIX
+# changes, so `make install PREFIX=...` never installs programs built for
+# another prefix (moat-queue, being setuid, trusts only its own)
+$(BUILD)/prefix: FORCE
+	@mkdir -p $(@D)
+	@echo '$(PREFIX)' | cmp -s - $@ || echo '$(PREFIX)' > $@
+$(BUILD)/lib/paths.o $(BUILD)/moat-setup.o $(BUILD)/moat-start.o: $(BUILD)/prefix
+FORCE:
+
+# programs, manual pages, an empty control/ and the systemd units (with
+# PREFIX filled in); accounts, queue and moat-queue's setuid bit are
+# moat-setup's job.  An upgrade replaces moat-queue atomically, keeping
+# its owner and mode, so injection never stops.
+INITSRC = $(wildcard init/*.service init/*.socket)
+install: $(PROGS:%=$(BIN)/%) $(SENDMAIL_LINKS:%=$(BIN)/%)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/control \
+	  $(DESTDIR)$(PREFIX)/man/man5 $(DESTDIR)$(PREFIX)/man/man8 \
+	  $(DESTDIR)$(PREFIX)/systemd
+	install -m 755 $(filter-out $(BIN)/moat-queue,$(PROGS:%=$(BIN)/%)) \
+	  $(DESTDIR)$(PREFIX)/bin/
+	q=$(DESTDIR)$(PREFIX)/bin/moat-queue; \
+	if [ -u "$$q" ] && [ ! -L "$$q" ]; then \
+	  install -m 700 $(BIN)/moat-queue "$$q.new" && \
+	  chown --reference="$$q" "$$q.new" && \
+	  chmod --reference="$$q" "$$q.new" && mv -f "$$q.new" "$$q"; \
+	else install -m 755 $(BIN)/moat-queue "$$q"; fi
+	$(foreach l,$(SENDMAIL_LINKS),ln -sfn moat-sendmail $(DESTDIR)$(PREFIX)/bin/$(l);)
 	$(if $(MAN5),install -m 644 $(MAN5) $(DESTDIR)$(PREFIX)/man/man5/)
 	$(if $(MAN8),install -m 644 $(MAN8) $(DESTDIR)$(PREFIX)/man/man8/)
+	for f in $(INITSRC); do \
+	  sed 's|@PREFIX@|$(PREFIX)|g' $$f > $(DESTDIR)$(PREFIX)/systemd/$${f##*/} && \
+	  chmod 644 $(DESTDIR)$(PREFIX)/systemd/$${f##*/} || exit 1; \
+	done
+	@echo "next, as root: $(PREFIX)/bin/moat-setup (see README: Install on a server)"
 
 clean:
 	rm -rf bin bin-asan build build-asan fuzz/bin
 
-.PHONY: all check check-asan fuzz clean install
+.PHONY: all check check-asan fuzz clean install FORCE
 .SECONDARY:
 
 -include $(wildcard $(BUILD)/*.d $(BUILD)/lib/*.d $(BUILD)/tests/*.d)

@@ -31,6 +31,7 @@ const struct ctl_def ctl_table[] = {
 	{"percenthack", CTL_LIST, 0, "domains where user%host@domain means user@host"},
 	{"envnoathost", CTL_LINE, "=me", "domain added to recipients without @"},
 	{"defaultdelivery", CTL_LINE, "./Maildir/", "delivery instructions for a user without a .qmail file"},
+	{"accounts", CTL_LIST, 0, "account names moat-setup chose, as default:actual lines (moatd:moatd, ...; see privs.h)"},
 	{"localiphost", CTL_LINE, "=me", "name that replaces this host's [IP] literals"},
 	{"concurrencylocal", CTL_NUM, "10", "simultaneous local deliveries"},
 	{"concurrencyremote", CTL_NUM, "20", "simultaneous remote deliveries"},

@@ -80,6 +80,7 @@
 #define FD_CLEAN 5
 #define PRE_BATCH 64            /* todo entries per round */
 #define RESCAN_EVERY 600        /* seconds between safety-net rescans */
+#define REAP_EVERY 3600         /* seconds between orphan reapings */
 #define ORPHAN_AGE (36 * 3600)  /* mess/ without todo or info */
 #define BOUNCE_RETRY 60         /* seconds before a failed bounce is retried */
 #define BOUNCE_CAP (64 * 1024)  /* bytes of the original in a bounce */
@@ -592,6 +593,7 @@ pre_fail(struct pre *p, const char *why)
 	}
 	qpath(fn, sizeof fn, "info", p->m->id);
 	unlink(fn);
+	msg_del(p->m); /* todo/ stays: the next rescan tries again */
 	p->m = 0;
 }
 
@@ -1326,6 +1328,12 @@ send_bounce(struct msg *m)
 			die(111, "out of memory");
 	} else if (str_copyb(&to, sender.s, sender.len + 1) == -1) {
 		die(111, "out of memory");
+	} else if (to.len > 5 && !strcmp(to.s + to.len - 5, "-@[]")) {
+		/* a VERP sender: the bounce goes to the address made for the
+		 * (first) failed recipient, as its deliveries used */
+		to.len--;
+		if (verp_sender(&to, r[0].addr) == -1)
+			die(111, "out of memory");
 	}
 	snprintf(qid, sizeof qid, "%llu", m->id);
 	memset(&d, 0, sizeof d);
@@ -1402,14 +1410,17 @@ retire(struct msg *m)
 static void
 settle(struct msg *m)
 {
-	if (m->busy[0] || m->busy[1] || m->ready[0] || m->ready[1])
+	/* a bounce waits for running deliveries only, not for recipients
+	 * that merely wait for a slot or for a spawner */
+	if (m->busy[0] || m->busy[1])
 		return;
 	if (m->bounce && send_bounce(m) == -1) {
 		m->bounce_next = now + BOUNCE_RETRY;
 		heap_push(m->bounce_next, m->id, 2);
 		return;
 	}
-	if (!m->pending[0] && !m->pending[1] && !m->bounce)
+	if (!m->pending[0] && !m->pending[1] && !m->bounce && !m->ready[0] &&
+	    !m->ready[1])
 		retire(m);
 }
 
@@ -1704,7 +1715,8 @@ int
 main(int argc, char **argv)
 {
 	const char *root = root_dir(0);
-	time_t last_scan, stop_deadline = 0;
+	time_t last_scan, last_reap, stop_deadline = 0;
+	int rescan = 0;
 	int trig, lockfd, c;
 	struct sigaction sa;
 
@@ -1754,7 +1766,7 @@ main(int argc, char **argv)
 	scan_info();
 	scan_todo();
 	scan_orphans();
-	last_scan = now;
+	last_scan = last_reap = now;
 	log_msg("started: %zu messages in the queue", tab_n);
 
 	for (;;) {
@@ -1785,9 +1797,17 @@ main(int argc, char **argv)
 				break;
 			}
 		} else {
-			if (now - last_scan >= RESCAN_EVERY) {
+			if (now - last_scan >= RESCAN_EVERY ||
+			    (rescan && !todo_q.n)) {
 				scan_todo();
 				last_scan = now;
+				rescan = 0;
+			}
+			/* stale pid/ files and orphans: hourly, not only at
+			 * start-up */
+			if (now - last_reap >= REAP_EVERY) {
+				scan_orphans();
+				last_reap = now;
 			}
 			timers();
 			for (c = 0; c < 2; c++)
@@ -1833,7 +1853,12 @@ main(int argc, char **argv)
 			drain_trigger(sigpipe[0]);
 		if (p[1].revents & POLLIN) {
 			drain_trigger(trig);
-			scan_todo();
+			/* with a backlog, one scan when it is done sees all
+			 * that came meanwhile: no O(backlog) scan per message */
+			if (todo_q.n)
+				rescan = 1;
+			else
+				scan_todo();
 		}
 		if (p[2].revents & (POLLIN | POLLHUP | POLLERR))
 			read_conn(&clean, 2);

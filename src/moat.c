@@ -11,6 +11,7 @@
  *   moat ctl [--root DIR] [--json] [NAME...]
  *   moat check [--root DIR]
  *   moat log [ID [--file FILE]]
+ *   moat setup [OPTION...]      (moat-setup(8): the installed system)
  *
  * `moat run` is the embedded default: one directory (default ./moat-data)
  * holding control/, queue/, users/ and mail/, created on first use, and
@@ -151,7 +152,8 @@ usage(void)
 	      "       moat stat [--root DIR] [--json]\n"
 	      "       moat ctl [--root DIR] [--json] [NAME...]\n"
 	      "       moat check [--root DIR]\n"
-	      "       moat log [ID [--file FILE]]\n",
+	      "       moat log [ID [--file FILE]]\n"
+	      "       moat setup [moat-setup options]\n",
 	      stderr);
 	_exit(100);
 }
@@ -2836,6 +2838,20 @@ log_line(const char *line, unsigned long long want)
 	return 0;
 }
 
+/* moat setup ...: moat-setup(8), next to this program, with the rest */
+static int
+cmd_setup(int argc, char **argv)
+{
+	str path = STR_INIT;
+
+	(void)argc;
+	if (bin_path(&path, "moat-setup") == -1)
+		die_sys(111, "unable to find moat-setup");
+	argv[1] = path.s;
+	execv(path.s, argv + 1);
+	die_sys(111, "unable to run %s", path.s);
+}
+
 /* moat log [ID] [--file FILE] */
 static int
 cmd_log(int argc, char **argv)
@@ -2908,5 +2924,7 @@ main(int argc, char **argv)
 		return cmd_log(argc, argv);
 	if (!strcmp(argv[1], "adduser"))
 		return cmd_adduser(argc, argv);
+	if (!strcmp(argv[1], "setup"))
+		return cmd_setup(argc, argv);
 	usage();
 }

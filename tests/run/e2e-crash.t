@@ -14,13 +14,18 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
-from moattest import (Tap, MoatRun, make_root, remove_root, queued,
+from moattest import (Tap, MoatRun, make_root, remove_root, queued, give_away,
                       maildir_files, read, wait_for, adduser, pids_of)
 
 N = 300
 t = Tap()
 root = make_root()
 adduser(root, "alice", "bob")
+# alice's deliveries take a moment, so there is a moat-local to kill
+p = os.path.join(root, "mail", "alice", ".qmail")
+with open(p, "w") as f:
+    f.write("|sleep 0.1\n./Maildir/\n")
+give_away(p)
 run = MoatRun(root=root)
 rng = random.Random(int(os.environ.get("MOAT_SEED", "0")) or None)
 accepted = {}

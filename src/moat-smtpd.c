@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -456,6 +457,27 @@ is_local(const char *dom, size_t dl)
 	return 0;
 }
 
+/* single-user mode (`moat run`): the queue belongs to the account we run
+ * as, and only the user table names mailboxes; installed, the queue is
+ * moatq's and system accounts take mail too */
+static int
+single_user(void)
+{
+	static int known, single;
+	struct stat st;
+	str q = STR_INIT;
+
+	if (!known) {
+		single = getenv("MOAT_SINGLE_USER") != 0;
+		if (!single && root_path(&q, root, "queue") == 0 &&
+		    stat(q.s, &st) == 0)
+			single = st.st_uid == geteuid();
+		str_free(&q);
+		known = 1;
+	}
+	return single;
+}
+
 /* would a local recipient be taken by anyone?  1 yes or cannot tell,
  * 0 nobody (550 5.1.1 now rather than a bounce later) */
 static int
@@ -463,7 +485,7 @@ local_exists(const str *a)
 {
 	size_t dl, ll, pl;
 	const char *d = addr_domain(a->s, a->len, &dl), *pre;
-	int flags = getenv("MOAT_SINGLE_USER") ? 0 : USERS_SYSTEM, r;
+	int flags = single_user() ? 0 : USERS_SYSTEM, r;
 	str l = STR_INIT;
 
 	if (!rcptcheck)

@@ -18,9 +18,9 @@ SAN ?=
 CPPFLAGS += -D_GNU_SOURCE -DMOAT_PREFIX='"$(PREFIX)"' -Isrc/lib
 CFLAGS += $(WARN) $(OPT) $(HARDEN) $(SAN)
 LDFLAGS += -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SAN)
-LDLIBS += -lcdb
+LDLIBS += -lcdb -lcares
 
-PROGS = moat-queue moat-smtpd moat-tcpd moat moat-clean moat-send moat-newu moat-lspawn moat-local moat-rspawn moat-inject moat-sendmail moat-setup moat-start
+PROGS = moat-queue moat-smtpd moat-tcpd moat moat-clean moat-send moat-newu moat-lspawn moat-local moat-rspawn moat-remote moat-inject moat-sendmail moat-setup moat-start
 LIBSRC = $(wildcard src/lib/*.c)
 LIBOBJ = $(LIBSRC:src/lib/%.c=$(BUILD)/lib/%.o)
 UNITSRC = $(wildcard tests/unit/*.c)

@@ -55,6 +55,7 @@ const struct ctl_def ctl_table[] = {
 	{"badmailfrom", CTL_LIST, 0, "senders refused by SMTP: address or @domain"},
 	{"relayclients", CTL_LIST, 0, "client addresses or prefixes allowed to relay (IPv4, IPv6, /len)"},
 	{"nameservers", CTL_LIST, 0, "DNS servers (ip or ip:port) instead of the system's"},
+	{"timeoutdns", CTL_NUM, "30", "seconds moat-remote may spend on the DNS lookups of one delivery"},
 	{"outgoingip", CTL_LINE, 0, "source address for remote deliveries"},
 	{0, 0, 0, 0},
 };

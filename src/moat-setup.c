@@ -79,14 +79,17 @@ static uid_t uids[PA_NACCT];
 static gid_t gids[PA_NACCT], group_gid;
 static int checking, problems, changes;
 
-static void
+static _Noreturn void
 usage(void)
 {
-	die(100, "usage: moat-setup [--prefix DIR] [--user-prefix P] "
-	         "[--me HOST] [--sendmail-links | --remove-sendmail-links] "
-	         "[--links-root DIR]\n"
-	         "       moat-setup --check [--prefix DIR]\n"
-	         "       moat-setup --list [--prefix DIR]");
+	/* not through die(): it would show the newlines as \x0a */
+	fputs("usage: moat-setup [--prefix DIR] [--user-prefix P] [--me HOST]\n"
+	      "                  [--sendmail-links | --remove-sendmail-links] "
+	      "[--links-root DIR]\n"
+	      "       moat-setup --check [--prefix DIR]\n"
+	      "       moat-setup --list [--prefix DIR]\n",
+	      stderr);
+	_exit(100);
 }
 
 static void

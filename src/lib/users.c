@@ -744,7 +744,10 @@ users_rcpt_ok(const char *root, const char *local, size_t len, int flags)
 	struct user u = USER_INIT;
 	int r = users_lookup(root, local, len, flags, &u);
 
-	if (r == 1 && u.source == USERS_FROM_ALIAS)
+	/* an extension is taken only through a .qmail file, as moat-local
+	 * searches (a home we may not read: -1, cannot tell) */
+	if (r == 1 && (u.source == USERS_FROM_ALIAS ||
+		       (u.ext.len && u.dash.len == 1 && u.dash.s[0] == '-')))
 		r = dotqmail(u.home.s, u.ext.s, u.ext.len);
 	users_free(&u);
 	return r;

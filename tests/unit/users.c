@@ -55,6 +55,20 @@ compile(const char *text, size_t len, const char **err)
 
 #define COMPILE(lit, err) compile(lit, sizeof lit - 1, err)
 
+/* a table whose joe entries live in home */
+static int
+compile_home(const char *home)
+{
+	char t[9000];
+	const char *err;
+	int n = snprintf(t, sizeof t,
+			 "=joe:joe:507:100:%s:::\n+joe-:joe:507:100:%s:-::\n.\n",
+			 home, home);
+
+	return compile(t, (size_t)n, &err);
+}
+#define COMPILE_HOME(home) compile_home(home)
+
 struct bad {
 	const char *text;
 	size_t len;
@@ -219,8 +233,10 @@ test_lookup(void)
 		       "local part over %d bytes: nobody", USERS_LOCAL_MAX);
 	}
 	is_int(users_rcpt_ok(root, "joe", 3, 0), 1, "rcpt_ok: exact entry");
-	is_int(users_rcpt_ok(root, "whoever", 7, 0), 1,
-	       "rcpt_ok: a table catch-all (+:) takes everything");
+	/* an extension is taken only through a .qmail file in the home,
+	 * as moat-local searches; the catch-all's home does not exist */
+	is_int(users_rcpt_ok(root, "whoever", 7, 0), 0,
+	       "rcpt_ok: a table catch-all (+:) without .qmail-default: 0");
 
 	/* a failed compile leaves the old table alone */
 	r = COMPILE("=joe:x:1:1:/x:::\nbad\n.\n", &err);
@@ -238,7 +254,31 @@ test_lookup(void)
 	       "prefix of an entry: "
 	       "nobody");
 	is_int(users_rcpt_ok(root, "bill", 4, 0), 0, "rcpt_ok unknown: 0");
-	is_int(users_rcpt_ok(root, "JOE-x", 5, 0), 1, "rcpt_ok wildcard: 1");
+	is_int(users_rcpt_ok(root, "JOE-x", 5, 0), 0,
+	       "rcpt_ok wildcard, no .qmail-x in the home: 0");
+	{
+		char home[4200], f[4300];
+		int fd;
+
+		snprintf(home, sizeof home, "%s/joehome", root);
+		mkdir(home, 0755);
+		r = COMPILE_HOME(home);
+		is_int(r, 0, "table with a real home compiles");
+		is_int(users_rcpt_ok(root, "joe-x", 5, 0), 0,
+		       "rcpt_ok wildcard, empty home: 0");
+		snprintf(f, sizeof f, "%s/.qmail-x", home);
+		fd = open(f, O_WRONLY | O_CREAT, 0644);
+		close(fd);
+		is_int(users_rcpt_ok(root, "JOE-X", 5, 0), 1,
+		       "rcpt_ok wildcard with .qmail-x: 1");
+		is_int(users_rcpt_ok(root, "joe-y", 5, 0), 0,
+		       "rcpt_ok wildcard, other extension: 0");
+		snprintf(f, sizeof f, "%s/.qmail-default", home);
+		fd = open(f, O_WRONLY | O_CREAT, 0644);
+		close(fd);
+		is_int(users_rcpt_ok(root, "joe-y", 5, 0), 1,
+		       "rcpt_ok wildcard with .qmail-default: 1");
+	}
 
 	/* an empty table */
 	r = COMPILE(".\n", &err);

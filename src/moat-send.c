@@ -296,7 +296,7 @@ heap_pop(void)
 static str me, envnoathost, bouncefrom, bouncehost, dbto, dbhost;
 static str locals, vdoms, phack;
 static size_t n_locals, n_vdoms, n_phack;
-static unsigned long long conc[2], lifetime;
+static unsigned long long conc[2], lifetime, maxrcptremote;
 
 static void
 config(void)
@@ -314,6 +314,9 @@ config(void)
 	    ctl_list("percenthack", &phack, &n_phack) < 0 ||
 	    ctl_num("queuelifetime", &lifetime) < 0)
 		die_sys(111, "unable to read the control files");
+	if (ctl_num("maxrcptremote", &v) < 0)
+		die_sys(111, "unable to read control/maxrcptremote");
+	maxrcptremote = v ? (v > JOB_RCPT_MAX ? JOB_RCPT_MAX : v) : 1;
 	if (ctl_num("concurrencylocal", &v) < 0)
 		die_sys(111, "unable to read control/concurrencylocal");
 	conc[LOCAL] = v ? (v > 65000 ? 65000 : v) : 1;
@@ -1047,7 +1050,7 @@ dispatch_one(struct msg *m, int c, const str *data)
 		if (pos + l >= data->len)
 			break;
 		if (i >= first && l > 1 && f[0] == 'T' && !m->sent[c][i] &&
-		    j->n < JOB_RCPT_MAX) {
+		    j->n < maxrcptremote) {
 			if (i == first)
 				dom = domain_of(f + 1);
 			if (i == first ||

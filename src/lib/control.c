@@ -35,6 +35,7 @@ const struct ctl_def ctl_table[] = {
 	{"localiphost", CTL_LINE, "=me", "name that replaces this host's [IP] literals"},
 	{"concurrencylocal", CTL_NUM, "10", "simultaneous local deliveries"},
 	{"concurrencyremote", CTL_NUM, "20", "simultaneous remote deliveries"},
+	{"maxrcptremote", CTL_NUM, "100", "most recipients in one remote SMTP transaction"},
 	{"concurrencydomain", CTL_NUM, "10", "simultaneous remote deliveries to one domain"},
 	{"downhostperiod", CTL_NUM, "3600", "seconds remote deliveries skip an address whose connection timed out (0: never)"},
 	{"concurrencyincoming", CTL_NUM, "200", "simultaneous SMTP connections"},

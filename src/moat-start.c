@@ -83,6 +83,7 @@
 #define SEND_NPROC 64
 #define SEND_FSIZE (1024ULL * 1024 * 1024)
 #define RSPAWN_NPROC 64
+#define RSPAWN_NPROC_MAX 100000 /* concurrencyremote counted at most */
 #define CLEAN_NPROC 8
 
 enum { K_LOG, K_LSPAWN, K_CLEAN, K_RSPAWN, K_SEND, NKIDS };
@@ -205,6 +206,8 @@ setup(void)
 
 	if (ctl_num("concurrencyremote", &n) < 0)
 		die_sys(111, "unable to read control/concurrencyremote");
+	if (n > RSPAWN_NPROC_MAX)
+		n = RSPAWN_NPROC_MAX;
 	nproc_rspawn = n + RSPAWN_NPROC;
 
 	/* a clean environment for everything we start */

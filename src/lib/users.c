@@ -16,6 +16,7 @@
  * than misread.
  */
 #include "users.h"
+#include "privs.h"
 
 #include <cdb.h>
 #include <errno.h>
@@ -639,7 +640,14 @@ alias_lookup(const char *root, const char *local, size_t len, int flags,
 	int r;
 
 	if (flags & USERS_SYSTEM) {
-		r = account("alias", 5, u);
+		/* the alias account's name, as moat setup recorded it in
+		 * control/accounts (a --user-prefix renames it) */
+		struct priv_names n;
+		const char *a = "alias";
+
+		if (priv_names_load(&n) >= 0)
+			a = n.acct[PA_ALIAS];
+		r = account(a, strlen(a), u);
 		if (r != 1)
 			return r;
 	} else {

@@ -457,9 +457,9 @@ is_local(const char *dom, size_t dl)
 	return 0;
 }
 
-/* single-user mode (`moat run`): the queue belongs to the account we run
- * as, and only the user table names mailboxes; installed, the queue is
- * moatq's and system accounts take mail too */
+/* single-user mode (`moat run`): the whole queue belongs to the account
+ * we run as, and only the user table names mailboxes; installed, the
+ * queue is moatq's and moats', and system accounts take mail too */
 static int
 single_user(void)
 {
@@ -469,7 +469,10 @@ single_user(void)
 
 	if (!known) {
 		single = getenv("MOAT_SINGLE_USER") != 0;
-		if (!single && root_path(&q, root, "queue") == 0 &&
+		/* queue/info is moats' when installed: owning it too means
+		 * one account runs everything (moatq, running sendmail -bs
+		 * for root, owns the queue but not info/) */
+		if (!single && root_path(&q, root, "queue/info") == 0 &&
 		    stat(q.s, &st) == 0)
 			single = st.st_uid == geteuid();
 		str_free(&q);

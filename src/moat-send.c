@@ -91,7 +91,11 @@ enum { LOCAL, REMOTE };
 static const char *chan_dir[2] = {"local", "remote"};
 static const int chan_c[2] = {10, 20};
 
-enum { M_TODO, M_ACTIVE };
+/* M_RETIRING: finished, but moat-clean has not yet confirmed removing
+ * its files; the id (an inode number) stays reserved until it has, so a
+ * stale todo/ entry is never taken up again and a new message that reuses
+ * the inode is never mistaken for the old one */
+enum { M_TODO, M_ACTIVE, M_RETIRING };
 
 struct msg {
 	unsigned long long id;
@@ -103,6 +107,7 @@ struct msg {
 	unsigned char ready[2]; /* in the ready queue */
 	unsigned char state;
 	unsigned char bounce;  /* bounce/ has records */
+	unsigned cleaning;     /* moat-clean requests not yet answered */
 	/* the attempt being dispatched */
 	unsigned char *sent[2]; /* per record: already given to a job */
 	size_t cursor[2];
@@ -373,6 +378,11 @@ clean_request(char kind, unsigned long long id)
 
 	conn_queue(&clean, buf, (size_t)n + 1);
 	fifo_push(&clean_q, id);
+	if (kind != 'P') {
+		struct msg *m = msg_find(id);
+		if (m)
+			m->cleaning++;
+	}
 	if (str_catc(&clean_kind, kind) == -1)
 		die(111, "out of memory");
 }
@@ -631,7 +641,7 @@ pre_write(struct pre *p)
 		log_sys("msg %llu: no message file; dropping the todo entry",
 			m->id);
 		clean_request('T', m->id);
-		msg_del(m);
+		m->state = M_RETIRING; /* until moat-clean has removed todo */
 		p->m = 0;
 		goto out;
 	}
@@ -1406,7 +1416,7 @@ retire(struct msg *m)
 	}
 	clean_request('M', m->id);
 	log_msg("end msg %llu", m->id);
-	msg_del(m);
+	m->state = M_RETIRING; /* forgotten when moat-clean has answered */
 }
 
 /* nothing of m is running: bounce what failed, retire it if done */
@@ -1415,7 +1425,7 @@ settle(struct msg *m)
 {
 	/* a bounce waits for running deliveries only, not for recipients
 	 * that merely wait for a slot or for a spawner */
-	if (m->busy[0] || m->busy[1])
+	if (m->state != M_ACTIVE || m->busy[0] || m->busy[1])
 		return;
 	if (m->bounce && send_bounce(m) == -1) {
 		m->bounce_next = now + BOUNCE_RETRY;
@@ -1608,6 +1618,12 @@ read_conn(struct conn *c, int which)
 			if (c->in.s[i] != 'K')
 				log_msg("moat-clean could not do %c %llu",
 					clean_kind.s[0], fifo_front(&clean_q));
+			if (clean_kind.s[0] != 'P') {
+				struct msg *m = msg_find(fifo_front(&clean_q));
+				if (m && m->cleaning && !--m->cleaning &&
+				    m->state == M_RETIRING)
+					msg_del(m);
+			}
 			fifo_pop(&clean_q);
 			memmove(clean_kind.s, clean_kind.s + 1,
 				--clean_kind.len);
@@ -1653,7 +1669,7 @@ timers(void)
 		struct timer t = heap_pop();
 		struct msg *m = msg_find(t.id);
 
-		if (!m)
+		if (!m || m->state != M_ACTIVE)
 			continue;
 		if (t.chan == 2) {
 			if (m->bounce_next == t.when) {

@@ -208,12 +208,17 @@ static gid_t chown_gid;
 static int
 chown_one(const char *p, const struct stat *st, int flag, struct FTW *f)
 {
-	(void)flag;
-	(void)f;
+	/* the leaves (queue/mess/N, mail/NAME/Maildir, ...: three levels
+	 * down) hold only what moat's programs wrote as the run account:
+	 * when a leaf is ours already, skip it, so that a start with a big
+	 * queue does not stat every message.  Directories higher up are
+	 * always walked: a new version may have added one as root. */
+	if (flag == FTW_D && f->level >= 3 && st->st_uid == chown_uid)
+		return FTW_SKIP_SUBTREE;
 	if (st->st_uid != chown_uid &&
 	    lchown(p, chown_uid, chown_gid) == -1)
-		return -1;
-	return 0;
+		return FTW_STOP;
+	return FTW_CONTINUE;
 }
 
 static void
@@ -576,7 +581,7 @@ cmd_adduser(int argc, char **argv)
 	if (pw) {
 		chown_uid = pw->pw_uid;
 		chown_gid = pw->pw_gid;
-		if (nftw(abs, chown_one, 32, FTW_PHYS) == -1)
+		if (nftw(abs, chown_one, 32, FTW_PHYS | FTW_ACTIONRETVAL) != 0)
 			die_sys(111, "unable to give %s to %s", abs, user);
 	}
 	return 0;
@@ -879,7 +884,7 @@ cmd_run(int argc, char **argv)
 	if (pw) {
 		chown_uid = pw->pw_uid;
 		chown_gid = pw->pw_gid;
-		if (nftw(abs, chown_one, 32, FTW_PHYS) == -1)
+		if (nftw(abs, chown_one, 32, FTW_PHYS | FTW_ACTIONRETVAL) != 0)
 			die_sys(111, "unable to give %s to %s", abs, user);
 	}
 	for (i = 0; i < nlisten; i++)

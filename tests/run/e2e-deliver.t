@@ -73,7 +73,8 @@ try:
         t.ok(head.startswith(b"Return-Path: <sender@example.org>\n"
                              b"Delivered-To: alice@localhost\n"),
              "Return-Path and Delivered-To come first", head[:200])
-    t.ok(wait_for(lambda: not queued(root), 10), "the queue is empty again")
+    t.ok(wait_for(lambda: not queued(root), 10), "the queue is empty again",
+         run.logtext()[-1500:])
 
     # many recipients
     many = ["u%d@localhost" % i for i in range(40)] + ["bob@localhost"]

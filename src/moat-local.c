@@ -208,23 +208,6 @@ add_done(const char *s, size_t n)
 
 /* ---- small helpers ---- */
 
-static int
-write_all(int fd, const char *b, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, b, n);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		b += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* a buffered writer that remembers its first error */
 struct out {
 	int fd;
@@ -245,7 +228,7 @@ o_init(struct out *o, int fd)
 static void
 o_flush(struct out *o)
 {
-	if (!o->err && o->len && write_all(o->fd, o->buf, o->len) == -1)
+	if (!o->err && o->len && io_writeall(o->fd, o->buf, o->len, 0) == -1)
 		o->err = errno ? errno : EIO;
 	o->len = 0;
 }
@@ -1384,7 +1367,7 @@ forward_feed(int m, int e, size_t last)
 			nomem();
 	if (str_catc(&env, 0) == -1)
 		nomem();
-	if (!ob.err && write_all(e, env.s, env.len) == -1)
+	if (!ob.err && io_writeall(e, env.s, env.len, 0) == -1)
 		ob.err = errno;
 	close(e);
 	str_free(&env);

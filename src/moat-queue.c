@@ -90,36 +90,6 @@ name(char *buf, size_t size, const char *dir, unsigned long long id)
 	snprintf(buf, size, "%s/%llu/%llu", dir, id % QUEUE_SPLIT, id);
 }
 
-static int
-fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int r;
-
-	if (fd == -1)
-		return -1;
-	r = fsync(fd);
-	close(fd);
-	return r;
-}
-
-static int
-write_all(int fd, const char *b, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, b, n);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		b += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* create pid/PID.T.N exclusively; its inode is the message id */
 static int
 pid_open(void)
@@ -153,7 +123,7 @@ copy_message(int out)
 	n = snprintf(head, sizeof head,
 		     "Received: (moat %ld invoked by uid %ld); %s\n",
 		     (long)getpid(), (long)getuid(), date);
-	if (write_all(out, head, (size_t)n) == -1)
+	if (io_writeall(out, head, (size_t)n, 0) == -1)
 		fail(QQ_WRITE, "unable to write the message");
 	for (;;) {
 		ssize_t r = read(0, buf, sizeof buf);
@@ -165,7 +135,7 @@ copy_message(int out)
 				continue;
 			fail(QQ_READ, "unable to read the message");
 		}
-		if (write_all(out, buf, (size_t)r) == -1)
+		if (io_writeall(out, buf, (size_t)r, 0) == -1)
 			fail(QQ_WRITE, "unable to write the message");
 	}
 }
@@ -192,7 +162,7 @@ write_envelope(int fd, const str *sender, const str *rcpts, size_t n)
 			fail(QQ_NOMEM, "out of memory");
 		off += len + 1;
 	}
-	if (write_all(fd, e.s, e.len) == -1)
+	if (io_writeall(fd, e.s, e.len, 0) == -1)
 		fail(QQ_WRITE, "unable to write the envelope");
 	str_free(&e);
 }
@@ -300,7 +270,7 @@ main(int argc, char **argv)
 	/* mess/N's new entry must survive a crash; intd/N's need not: once
 	 * todo/N/id exists it names the same inode */
 	snprintf(dir, sizeof dir, "mess/%llu", id % QUEUE_SPLIT);
-	if (fsync_dir(dir) == -1)
+	if (queue_fsync_dir(dir) == -1)
 		fail(QQ_WRITE, "unable to sync queue/mess");
 
 	/* no timeout may undo the commit once the link exists */
@@ -311,7 +281,7 @@ main(int argc, char **argv)
 		fail(QQ_TODO, "unable to link the envelope into queue/todo");
 	}
 	snprintf(dir, sizeof dir, "todo/%llu", id % QUEUE_SPLIT);
-	if (fsync_dir(dir) == -1)
+	if (queue_fsync_dir(dir) == -1)
 		fail(QQ_WRITE, "unable to sync queue/todo");
 
 	/* committed: from here on the message must be delivered */

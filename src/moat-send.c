@@ -441,19 +441,6 @@ write_file(const char *fn, const str *data, int *fdout)
 	return 0;
 }
 
-static int
-fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int r;
-
-	if (fd == -1)
-		return -1;
-	r = fsync(fd);
-	close(fd);
-	return r;
-}
-
 /* --------------------------------------------------------- rewriting */
 
 static int
@@ -761,7 +748,7 @@ preprocess(void)
 				continue;
 			snprintf(d, sizeof d, "queue/%s/%zu",
 				 k == 2 ? "info" : chan_dir[k], i);
-			if (fsync_dir(d) == -1)
+			if (queue_fsync_dir(d) == -1)
 				die_sys(111, "unable to sync %s", d);
 		}
 	for (i = 0; i < n; i++) {

@@ -3,6 +3,8 @@
  */
 #include "lasterr.h"
 
+#include "io.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -187,22 +189,6 @@ lasterr_free(struct lasterr *le)
 }
 
 static int
-write_all(int fd, const char *s, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, s, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		s += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static int
 cmp_seq(const void *a, const void *b)
 {
 	const struct lasterr_ent *x = a, *y = b;
@@ -249,7 +235,7 @@ compact(const char *path, const char *tmp, const str *recs)
 	          0600);
 	if (fd == -1)
 		goto out;
-	if (write_all(fd, out.s, out.len) == -1) {
+	if (io_writeall(fd, out.s, out.len, 0) == -1) {
 		e = errno;
 		close(fd);
 		unlink(tmp);
@@ -293,9 +279,9 @@ lasterr_write(const char *path, const char *tmp, const str *recs)
 	}
 	/* a torn tail: end it, so the new pair parses */
 	if (st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) == 1 &&
-	    last != 0 && write_all(fd, "", 1) == -1)
+	    last != 0 && io_writeall(fd, "", 1, 0) == -1)
 		goto fail;
-	if (write_all(fd, recs->s, recs->len) == -1)
+	if (io_writeall(fd, recs->s, recs->len, 0) == -1)
 		goto fail;
 	return close(fd);
 fail:

@@ -26,6 +26,19 @@ const struct queue_dir queue_dirs[] = {
 /* clang-format on */
 
 int
+queue_fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r;
+
+	if (fd == -1)
+		return -1;
+	r = fsync(fd);
+	close(fd);
+	return r;
+}
+
+int
 queue_file(str *out, const char *dir, unsigned long long id)
 {
 	out->len = 0;

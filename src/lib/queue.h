@@ -29,6 +29,9 @@ struct queue_dir {
 
 extern const struct queue_dir queue_dirs[]; /* ends with a NULL name */
 
+/* fsync a directory, so that entries just made in it survive a crash */
+int queue_fsync_dir(const char *dir);
+
 /* "dir/N/id" for message id, NUL-terminated */
 int queue_file(str *out, const char *dir, unsigned long long id);
 

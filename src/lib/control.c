@@ -7,7 +7,6 @@
  */
 #include "control.h"
 
-#include <cdb.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -87,8 +86,8 @@ ctl_find(const char *name)
 	return 0;
 }
 
-static int
-path(str *p, const char *name, const char *suffix)
+int
+ctl_path(str *p, const char *name, const char *suffix)
 {
 	p->len = 0;
 	if (str_cats(p, dir) == -1 || str_catc(p, '/') == -1 ||
@@ -106,7 +105,7 @@ slurp(const char *name, str *out)
 	int fd, r = -1;
 
 	out->len = 0;
-	if (path(&p, name, "") == -1)
+	if (ctl_path(&p, name, "") == -1)
 		return -1;
 	fd = open(p.s, O_RDONLY | O_CLOEXEC);
 	str_free(&p);
@@ -308,26 +307,6 @@ ctl_list(const char *name, str *out, size_t *n)
 fail:
 	str_free(&raw);
 	return -1;
-}
-
-int
-ctl_cdb_has(const char *name, const char *key, size_t len)
-{
-	str p = STR_INIT;
-	unsigned dlen;
-	int fd, r;
-
-	if (len > 0xffffffffu)
-		return 0;
-	if (path(&p, name, ".cdb") == -1)
-		return -1;
-	fd = open(p.s, O_RDONLY | O_CLOEXEC);
-	str_free(&p);
-	if (fd == -1)
-		return errno == ENOENT ? 0 : -1;
-	r = cdb_seek(fd, key, (unsigned)len, &dlen);
-	close(fd);
-	return r > 0 ? 1 : r == 0 ? 0 : -1;
 }
 
 int

@@ -44,8 +44,11 @@ const struct ctl_def *ctl_find(const char *name);
 int ctl_line(const char *name, str *out); /* NUL-terminated */
 int ctl_num(const char *name, unsigned long long *out);
 int ctl_list(const char *name, str *out, size_t *n); /* n NUL-ended items */
-/* 1 if key is in NAME.cdb, 0 if not or no such file, -1 on error */
+/* 1 if key is in NAME.cdb, 0 if not or no such file, -1 on error
+ * (in ctlcdb.c, so programs without cdb need not link tinycdb) */
 int ctl_cdb_has(const char *name, const char *key, size_t len);
+/* control/NAME SUFFIX into p, NUL-terminated: 0, or -1 out of memory */
+int ctl_path(str *p, const char *name, const char *suffix);
 
 /* domain lists: 1 if dom (any case) is listed exactly, or a listed
  * ".suffix" ends it; items is what ctl_list() returned */

@@ -42,6 +42,7 @@
 #include "control.h"
 #include "date.h"
 #include "envelope.h"
+#include "forkserver.h"
 #include "io.h"
 #include "log.h"
 #include "paths.h"
@@ -958,6 +959,7 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (geteuid() == 0)
 		die(1, "refusing to run as root");
+	forkserver(); /* under moat-tcpd -F: returns in a connection's child */
 	config();
 	io_init(&out, 1, outbuf, sizeof outbuf, (int)timeout);
 	io_init(&in, 0, inbuf, sizeof inbuf, (int)timeout);

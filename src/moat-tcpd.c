@@ -1,7 +1,7 @@
 /*
  * moat-tcpd: accept TCP connections and run one program per connection.
  *
- *   moat-tcpd [-u user] [-h] [-c maxconn] [-i maxperip] ADDR:PORT... \
+ *   moat-tcpd [-u user] [-h] [-F] [-c maxconn] [-i maxperip] ADDR:PORT... \
  *       -- program [arg...]
  *
  * Listens on every ADDR:PORT given (127.0.0.1:25, [::1]:25; IPv6 sockets
@@ -13,6 +13,14 @@
  * TCPREMOTEPORT, TCPREMOTEHOST (with -h, only when the reverse name
  * resolves back to the client's address) and RELAYCLIENT="" (only for a
  * client that control/relayclients lists), and runs the program.
+ *
+ * -F: the program is a fork server (forkserver.h; moat-smtpd is one): it is
+ * started once, and each connection is handed to it to fork a fresh copy
+ * of itself, which saves an exec, the dynamic loader and libc's start-up
+ * per connection.  The children become moat-tcpd's when the server dies
+ * (moat-tcpd is their subreaper); the server is started again at most once
+ * a second, and meanwhile connections fork and exec as without -F.  With
+ * -h the name lookup needs a child of moat-tcpd, so -F is not used.
  *
  * Limits: at most maxconn children in all and maxperip from one address
  * (relay clients are exempt from the latter); an excess connection gets a
@@ -45,6 +53,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,13 +65,14 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "forkserver.h"
 #include "ipmatch.h"
 #include "log.h"
 #include "paths.h"
 #include "str.h"
 
 #define USAGE                                                                  \
-	"usage: moat-tcpd [-u user] [-h] [-c maxconn] [-i maxperip] "          \
+	"usage: moat-tcpd [-u user] [-h] [-F] [-c maxconn] [-i maxperip] "     \
 	"ADDR:PORT... -- program [arg...]"
 #define LIMIT_MAX 65536      /* largest -c or -i */
 #define LISTEN_FDS_MAX 1024  /* most sockets taken from systemd */
@@ -70,6 +80,8 @@
 #define ACCEPT_PAUSE_MS 1000 /* rest after EMFILE and the like */
 #define SHUTDOWN_WAIT 5      /* seconds children get after SIGTERM */
 #define HOSTNAME_MAX 253
+#define FS_WAIT_MS 5000    /* longest wait for the fork server's answer */
+#define FS_RESTART_MS 1000 /* least time between two fork server starts */
 
 struct listener {
 	int fd;
@@ -94,7 +106,10 @@ static struct child *kids;
 static size_t nkids, akids;
 static struct config cfg;
 static unsigned long long opt_c, opt_i; /* 0: from control */
-static int opt_h;
+static int opt_h, opt_F;
+static int fs_sock = -1;          /* to the fork server; -1: none */
+static pid_t fs_pid;              /* the fork server; 0: none */
+static long long fs_next_start;   /* ms: no restart before */
 static char **prog;
 
 static int sigpipe[2];
@@ -465,20 +480,43 @@ load_config(void)
 
 /* --- children ----------------------------------------------------------- */
 
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+kid_ended(pid_t pid, int status)
+{
+	size_t i;
+
+	for (i = 0; i < nkids; i++)
+		if (kids[i].pid == pid) {
+			kids[i] = kids[--nkids];
+			break;
+		}
+	log_msg("end pid %ld status %d", (long)pid, status);
+}
+
+/* children ours, and with -F those the dead fork server left us */
 static void
 reap(void)
 {
 	int status;
 	pid_t pid;
-	size_t i;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		for (i = 0; i < nkids; i++)
-			if (kids[i].pid == pid) {
-				kids[i] = kids[--nkids];
-				break;
-			}
-		log_msg("end pid %ld status %d", (long)pid, status);
+		if (fs_pid && pid == fs_pid) {
+			log_msg("fork server pid %ld ended, status %d",
+			        (long)pid, status);
+			fs_pid = 0;
+			continue;
+		}
+		kid_ended(pid, status);
 	}
 }
 
@@ -557,13 +595,10 @@ remote_host(const struct sockaddr *sa, socklen_t len,
 		setenv_or_die("TCPREMOTEHOST", name);
 }
 
-_Noreturn static void
-run_child(int c, const struct sockaddr_storage *rsa, socklen_t rlen,
-          const unsigned char rip[IP_LEN], unsigned rport,
-          const unsigned char lip[IP_LEN], unsigned lport, int relay)
+static void
+signals_default(void)
 {
 	struct sigaction sa;
-	char buf[IP_FMT];
 	int sigs[] = {SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGPIPE};
 	size_t i;
 
@@ -572,7 +607,16 @@ run_child(int c, const struct sockaddr_storage *rsa, socklen_t rlen,
 	for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
 		sigaction(sigs[i], &sa, 0);
 	sigprocmask(SIG_SETMASK, &oldmask, 0); /* pending SIGTERM kills now */
+}
 
+_Noreturn static void
+run_child(int c, const struct sockaddr_storage *rsa, socklen_t rlen,
+          const unsigned char rip[IP_LEN], unsigned rport,
+          const unsigned char lip[IP_LEN], unsigned lport, int relay)
+{
+	char buf[IP_FMT];
+
+	signals_default();
 	if (dup2(c, 0) == -1 || dup2(c, 1) == -1)
 		die_sys(111, "cannot dup the connection");
 	close(c);
@@ -591,6 +635,182 @@ run_child(int c, const struct sockaddr_storage *rsa, socklen_t rlen,
 		remote_host((const struct sockaddr *)rsa, rlen, rip);
 	execvp(prog[0], prog);
 	die_sys(111, "cannot run %s", prog[0]);
+}
+
+/* --- the fork server (-F) ----------------------------------------------- */
+
+static void
+fs_start(void)
+{
+	int sv[2];
+	pid_t pid;
+
+	fs_next_start = now_ms() + FS_RESTART_MS;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
+		log_sys("cannot make the fork server's socket");
+		return;
+	}
+	sigprocmask(SIG_BLOCK, &handled, 0);
+	pid = fork();
+	if (pid == 0) {
+		char n[16];
+
+		signals_default();
+		snprintf(n, sizeof n, "%d", sv[1]);
+		if (fcntl(sv[1], F_SETFD, 0) == -1 ||
+		    setenv(FS_ENV, n, 1) == -1)
+			_exit(111);
+		execvp(prog[0], prog);
+		die_sys(111, "cannot run %s", prog[0]);
+	}
+	sigprocmask(SIG_SETMASK, &oldmask, 0);
+	close(sv[1]);
+	if (pid == -1) {
+		log_sys("cannot fork the fork server");
+		close(sv[0]);
+		return;
+	}
+	fs_sock = sv[0];
+	fs_pid = pid;
+	log_msg("fork server pid %ld", (long)pid);
+}
+
+/* the fork server failed us: stop using it; its children become ours */
+static void
+fs_lost(const char *why)
+{
+	log_msg("fork server: %s; forking and running the program "
+	        "meanwhile", why);
+	close(fs_sock);
+	fs_sock = -1;
+	if (fs_pid)
+		kill(fs_pid, SIGKILL);
+}
+
+/* one reply: 1 read, 0 none yet, -1 the server has gone (fs_lost done) */
+static int
+fs_read(struct fs_reply *r)
+{
+	ssize_t n = recv(fs_sock, r, sizeof *r, MSG_DONTWAIT);
+
+	if (n == sizeof *r)
+		return 1;
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+	                errno == EINTR))
+		return 0;
+	fs_lost(n == 0 ? "it has gone" : n == -1 ? strerror(errno)
+	                                         : "a malformed reply");
+	return -1;
+}
+
+/* replies that arrive unasked: children that ended */
+static void
+fs_drain(void)
+{
+	struct fs_reply r;
+
+	while (fs_sock != -1 && fs_read(&r) == 1) {
+		if (r.what == FS_ENDED)
+			kid_ended(r.pid, r.status);
+		else
+			fs_lost("an answer nobody asked for");
+	}
+}
+
+static int
+fs_var(str *v, const char *name, const char *value)
+{
+	return str_cats(v, name) == -1 || str_catc(v, '=') == -1 ||
+	               str_cats(v, value) == -1 || str_catc(v, 0) == -1
+	           ? -1
+	           : 0;
+}
+
+/*
+ * hand connection c to the fork server: the child's pid; -1 when no child
+ * has it (run one without the server); -2 when one may have it, as the
+ * server went away before it answered (drop the connection)
+ */
+static pid_t
+fs_spawn(int c, const unsigned char rip[IP_LEN], unsigned rport,
+         const unsigned char lip[IP_LEN], unsigned lport, int relay)
+{
+	static str v;
+	char buf[IP_FMT], port[8];
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} cb;
+	struct iovec iov;
+	struct msghdr m;
+	struct cmsghdr *cm;
+	long long deadline;
+
+	v.len = 0;
+	ip_fmt(buf, rip);
+	snprintf(port, sizeof port, "%u", rport);
+	if (fs_var(&v, "PROTO", ip_is4(rip) ? "TCP" : "TCP6") == -1 ||
+	    fs_var(&v, "TCPREMOTEIP", buf) == -1 ||
+	    fs_var(&v, "TCPREMOTEPORT", port) == -1)
+		return -1;
+	ip_fmt(buf, lip);
+	snprintf(port, sizeof port, "%u", lport);
+	if (fs_var(&v, "TCPLOCALIP", buf) == -1 ||
+	    fs_var(&v, "TCPLOCALPORT", port) == -1 ||
+	    (relay && fs_var(&v, "RELAYCLIENT", "") == -1) ||
+	    v.len > FS_VARS_MAX)
+		return -1;
+	memset(&m, 0, sizeof m);
+	memset(&cb, 0, sizeof cb);
+	iov.iov_base = v.s;
+	iov.iov_len = v.len;
+	m.msg_iov = &iov;
+	m.msg_iovlen = 1;
+	m.msg_control = cb.b;
+	m.msg_controllen = sizeof cb.b;
+	cm = CMSG_FIRSTHDR(&m);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &c, sizeof c);
+	if (sendmsg(fs_sock, &m, MSG_NOSIGNAL) != (ssize_t)v.len) {
+		fs_lost(strerror(errno));
+		return -1;
+	}
+	deadline = now_ms() + FS_WAIT_MS;
+	for (;;) {
+		struct pollfd p = {fs_sock, POLLIN, 0};
+		struct fs_reply r;
+		long long t = now_ms();
+		int k;
+
+		if (t >= deadline) {
+			fs_lost("no answer in time");
+			return -2;
+		}
+		if (poll(&p, 1, (int)(deadline - t)) == -1 && errno != EINTR) {
+			fs_lost(strerror(errno));
+			return -2;
+		}
+		k = fs_read(&r);
+		if (k == -1)
+			return -2;
+		if (k == 0)
+			continue;
+		if (r.what == FS_ENDED) {
+			kid_ended(r.pid, r.status);
+			continue;
+		}
+		if (r.what == FS_STARTED && r.pid > 0)
+			return r.pid;
+		if (r.what == FS_FAILED) {
+			errno = r.status;
+			log_sys("fork server: cannot fork");
+			return -1;
+		}
+		fs_lost("a malformed reply");
+		return -2;
+	}
 }
 
 /* refuse a connection with a 421 reply, without blocking */
@@ -671,11 +891,23 @@ accept_one(int lfd)
 		refuse(c, TEMPFAIL, sizeof TEMPFAIL - 1, from, "out of memory");
 		return 1;
 	}
-	sigprocmask(SIG_BLOCK, &handled, 0);
-	pid = fork();
-	if (pid == 0)
-		run_child(c, &rsa, rlen, rip, rport, lip, lport, relay);
-	sigprocmask(SIG_SETMASK, &oldmask, 0);
+	pid = -1;
+	if (opt_F && fs_sock == -1 && now_ms() >= fs_next_start)
+		fs_start();
+	if (fs_sock != -1)
+		pid = fs_spawn(c, rip, rport, lip, lport, relay);
+	if (pid == -2) {
+		close(c);
+		log_msg("dropped %s: the fork server went away", from);
+		return 1;
+	}
+	if (pid == -1) {
+		sigprocmask(SIG_BLOCK, &handled, 0);
+		pid = fork();
+		if (pid == 0)
+			run_child(c, &rsa, rlen, rip, rport, lip, lport, relay);
+		sigprocmask(SIG_SETMASK, &oldmask, 0);
+	}
 	if (pid == -1) {
 		log_sys("cannot fork");
 		refuse(c, TEMPFAIL, sizeof TEMPFAIL - 1, from, "cannot fork");
@@ -691,19 +923,10 @@ accept_one(int lfd)
 
 /* --- main loop ---------------------------------------------------------- */
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 serve(void)
 {
-	struct pollfd *pfd = calloc(nlis + 1, sizeof *pfd);
+	struct pollfd *pfd = calloc(nlis + 2, sizeof *pfd);
 	long long resume = 0;
 	size_t i;
 
@@ -737,7 +960,9 @@ serve(void)
 			timeout = (int)(resume - t);
 		for (i = 0; i < nlis; i++)
 			pfd[i + 1].events = resume ? 0 : POLLIN;
-		n = poll(pfd, nlis + 1, timeout);
+		pfd[nlis + 1].fd = fs_sock; /* -1: ignored */
+		pfd[nlis + 1].events = POLLIN;
+		n = poll(pfd, nlis + 2, timeout);
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
@@ -745,6 +970,8 @@ serve(void)
 		}
 		if (pfd[0].revents)
 			drain_sigpipe();
+		if (fs_sock != -1 && pfd[nlis + 1].revents)
+			fs_drain();
 		for (i = 0; i < nlis && !resume && !got_term; i++) {
 			int k, r = 1;
 			short ev = pfd[i + 1].revents;
@@ -777,16 +1004,20 @@ shut_down(void)
 	log_msg("stopping: %zu children", nkids);
 	for (i = 0; i < nkids; i++)
 		kill(kids[i].pid, SIGTERM);
+	if (fs_pid) /* what it reaps it reports; what it leaves is ours */
+		kill(fs_pid, SIGTERM);
 	deadline = now_ms() + SHUTDOWN_WAIT * 1000;
 	for (;;) {
-		struct pollfd p = {sigpipe[0], POLLIN, 0};
+		struct pollfd p[2] = {{sigpipe[0], POLLIN, 0},
+		                      {fs_sock, POLLIN, 0}};
 		long long t;
 
+		fs_drain();
 		reap();
 		t = now_ms();
 		if (!nkids || t >= deadline)
 			break;
-		if (poll(&p, 1, (int)(deadline - t)) > 0)
+		if (poll(p, 2, (int)(deadline - t)) > 0 && p[0].revents)
 			drain_sigpipe();
 	}
 	if (nkids)
@@ -859,6 +1090,10 @@ main(int argc, char **argv)
 				opt_h = 1;
 				continue;
 			}
+			if (*a == 'F') {
+				opt_F = 1;
+				continue;
+			}
 			if (*a != 'u' && *a != 'c' && *a != 'i') {
 				char why[64];
 
@@ -926,6 +1161,14 @@ main(int argc, char **argv)
 	setup_signals();
 	if (load_config() == -1)
 		die(111, "cannot start without the control files");
+	if (opt_F && opt_h) {
+		log_msg("-h: the name lookup needs a child of moat-tcpd; "
+		        "not using -F");
+		opt_F = 0;
+	}
+	/* -F: children of a fork server that died are reparented to us */
+	if (opt_F && prctl(PR_SET_CHILD_SUBREAPER, 1) == -1)
+		die_sys(111, "cannot become a subreaper for -F");
 	for (k = 0; k < nlis; k++)
 		log_msg("listening on %s", lis[k].name);
 	log_msg("maxconn %llu, maxperip %llu, %zu relay rules", cfg.maxconn,

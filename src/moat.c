@@ -377,7 +377,7 @@ spawn_tcpd(int *fds, int nfds)
 		die_sys(111, "unable to fork");
 	if (pid == 0) {
 		char n[16], me[24];
-		char *argv[] = {tcpd.s, "--", smtpd.s, 0};
+		char *argv[] = {tcpd.s, "-F", "--", smtpd.s, 0};
 		int i;
 
 		/* move the sockets to 3, 4, ... as socket activation does;

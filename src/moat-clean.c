@@ -8,7 +8,7 @@
  *   "T<id>"  the message was preprocessed: remove todo/N/id, then intd/N/id
  *   "M<id>"  the message is finished or orphaned: remove intd/N/id (if any)
  *            and mess/N/id
- *   "P"      reap pid/ files older than 36 hours
+ *   "P"      reap files in pid/ and pid/N/ older than 36 hours
  * Writes: one reply per request on fd 1, in order: "K" done (including
  * "there was nothing to remove") or "Z" failed, each NUL-terminated.
  * Works in ROOT/queue (MOAT_ROOT or the prefix).
@@ -47,15 +47,16 @@ remove_file(const char *dir, unsigned long long id)
 	return 0;
 }
 
+/* files in dir older than 36 hours; with sub, its split directories too */
 static void
-reap_pid(void)
+reap_pid(const char *dir, int sub)
 {
-	DIR *d = opendir("pid");
+	DIR *d = opendir(dir);
 	struct dirent *e;
 	time_t now = time(0);
 
 	if (!d) {
-		log_sys("unable to read pid/");
+		log_sys("unable to read %s/", dir);
 		return;
 	}
 	while ((e = readdir(d))) {
@@ -64,11 +65,16 @@ reap_pid(void)
 
 		if (e->d_name[0] == '.')
 			continue;
-		snprintf(fn, sizeof fn, "pid/%s", e->d_name);
-		if (lstat(fn, &st) == 0 && st.st_mtime + PID_MAX_AGE < now) {
-			if (unlink(fn) == 0)
-				log_msg("removed stale %s", fn);
+		snprintf(fn, sizeof fn, "%s/%s", dir, e->d_name);
+		if (lstat(fn, &st) == -1)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			if (sub)
+				reap_pid(fn, 0);
+			continue;
 		}
+		if (st.st_mtime + PID_MAX_AGE < now && unlink(fn) == 0)
+			log_msg("removed stale %s", fn);
 	}
 	closedir(d);
 }
@@ -116,7 +122,7 @@ main(int argc, char **argv)
 			die(111, "bad or truncated request");
 		req.len--;
 		if (req.len == 1 && req.s[0] == 'P') {
-			reap_pid();
+			reap_pid("pid", 1);
 			ok = 0;
 		} else if (req.len > 1 && number(req.s + 1, req.len - 1, &id) == 0) {
 			if (req.s[0] == 'T') {

@@ -9,7 +9,7 @@
  * message's id and a newline to descriptor n once the message is committed
  * (moat-smtpd names it in its 250 reply).
  *
- * The message is written crash-safely: pid/PID.T.N is created exclusively
+ * The message is written crash-safely: pid/P/PID.T.N is created exclusively
  * and its inode number becomes the id; it is linked to mess/N/id and the
  * message written through it, a Received line first; the envelope goes to
  * intd/N/id; both files are fsynced, then the directory mess/N; the link of
@@ -90,21 +90,32 @@ name(char *buf, size_t size, const char *dir, unsigned long long id)
 	snprintf(buf, size, "%s/%llu/%llu", dir, id % QUEUE_SPLIT, id);
 }
 
-/* create pid/PID.T.N exclusively; its inode is the message id */
+/*
+ * create pid/P/PID.T.N exclusively (P = PID % QUEUE_SPLIT, so that new
+ * files are spread like the rest of the queue; pid/PID.T.N in a queue made
+ * before pid/ was split); its inode is the message id
+ */
 static int
 pid_open(void)
 {
+	char sub[32];
 	int fd, i;
 
+	snprintf(sub, sizeof sub, "pid/%ld", (long)getpid() % QUEUE_SPLIT);
 	for (i = 0; i < 5; i++) {
-		snprintf(pidfn, sizeof pidfn, "pid/%ld.%lld.%d", (long)getpid(),
-			 (long long)time(0), i);
+		snprintf(pidfn, sizeof pidfn, "%s/%ld.%lld.%d", sub,
+			 (long)getpid(), (long long)time(0), i);
 		fd = open(pidfn,
 			  O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 			  0640);
 		if (fd != -1) {
 			have_pid = 1;
 			return fd;
+		}
+		if (errno == ENOENT && strcmp(sub, "pid")) {
+			snprintf(sub, sizeof sub, "pid"); /* not split */
+			i--;
+			continue;
 		}
 		if (errno != EEXIST)
 			break;

@@ -6,12 +6,22 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* from linux/fs.h, which musl's headers do not have */
+#ifndef FS_IOC_GETFLAGS
+#define FS_IOC_GETFLAGS _IOR('f', 1, long)
+#define FS_IOC_SETFLAGS _IOW('f', 2, long)
+#endif
+#ifndef FS_TOPDIR_FL
+#define FS_TOPDIR_FL 0x00020000
+#endif
+
 /* clang-format off */
 const struct queue_dir queue_dirs[] = {
-	{"pid", 0, QO_QUEUE, 0700},
+	{"pid", 1, QO_QUEUE, 0700},
 	{"mess", 1, QO_QUEUE, 0750},
 	{"intd", 1, QO_QUEUE, 0700},
 	{"todo", 1, QO_QUEUE, 0750},
@@ -50,6 +60,30 @@ queue_file(str *out, const char *dir, unsigned long long id)
 	return 0;
 }
 
+/*
+ * Mark a directory the top of a hierarchy (chattr +T), so that ext2/3/4
+ * spread the directories made in it over the disk's block groups, and with
+ * them the files made in those.  A new inode is looked for in its parent
+ * directory's group, and on ext4 without a journal that search steps, one
+ * at a time, over every inode of the group freed in the last minutes.
+ * Queue files come and go by the thousand: in one group, each create
+ * became slow (bench/README.md).  Elsewhere the ioctl fails; no matter.
+ */
+static void
+spread(const char *p)
+{
+	int fd = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), f;
+
+	if (fd == -1)
+		return;
+	if (ioctl(fd, FS_IOC_GETFLAGS, &f) == 0 && !(f & FS_TOPDIR_FL)) {
+		f |= FS_TOPDIR_FL;
+		if (ioctl(fd, FS_IOC_SETFLAGS, &f) == -1)
+			errno = 0;
+	}
+	close(fd);
+}
+
 static int
 mkdir_own(const char *p, mode_t mode, uid_t uid, gid_t gid)
 {
@@ -73,6 +107,7 @@ queue_create(const char *qdir, uid_t uid_q, uid_t uid_s, gid_t gid,
 	*what = qdir;
 	if (mkdir_own(qdir, 0750, uid_q, gid) == -1)
 		return -1;
+	spread(qdir);
 	for (d = queue_dirs; d->name; d++) {
 		uid_t u = d->owner == QO_QUEUE ? uid_q : uid_s;
 
@@ -80,6 +115,8 @@ queue_create(const char *qdir, uid_t uid_q, uid_t uid_s, gid_t gid,
 		*what = p;
 		if (mkdir_own(p, d->mode, u, gid) == -1)
 			return -1;
+		if (d->split)
+			spread(p);
 		for (i = 0; d->split && i < QUEUE_SPLIT; i++) {
 			snprintf(p, sizeof p, "%s/%s/%d", qdir, d->name, i);
 			if (mkdir_own(p, d->mode, u, gid) == -1)

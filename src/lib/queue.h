@@ -1,11 +1,13 @@
 /*
  * queue.h: the queue's layout, in one place.
  *
- * ROOT/queue/ holds pid/, lock/ (with the trigger fifo) and the split
- * directories mess/, intd/, todo/, info/, local/, remote/, bounce/ and
- * error/ (each recipient's last error, see lasterr.h), each with
+ * ROOT/queue/ holds lock/ (with the trigger fifo) and the split
+ * directories pid/, mess/, intd/, todo/, info/, local/, remote/, bounce/
+ * and error/ (each recipient's last error, see lasterr.h), each with
  * QUEUE_SPLIT subdirectories 0..QUEUE_SPLIT-1; a message with id N
- * lives in subdirectory N % QUEUE_SPLIT.  queue_dirs[] lists every directory
+ * lives in subdirectory N % QUEUE_SPLIT (moat-queue's pid file in pid/P
+ * for its process id P, or pid/ itself in a queue made before pid/ was
+ * split).  queue_dirs[] lists every directory
  * with its owner role and mode, used by `moat run`, the installer and
  * `moat check`.
  */

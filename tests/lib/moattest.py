@@ -93,7 +93,7 @@ def make_root(control=None):
     os.makedirs(os.path.join(q, "pid"))
     os.makedirs(os.path.join(q, "lock"))
     os.mkfifo(os.path.join(q, "lock", "trigger"), 0o622)
-    for d in QUEUE_DIRS:
+    for d in QUEUE_DIRS + ["pid"]:
         for i in range(SPLIT):
             os.makedirs(os.path.join(q, d, str(i)))
     ctl = {"me": "localhost", "locals": "localhost"}

@@ -7,11 +7,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from moattest import (Tap, make_root, remove_root, prog, queued, message,
-                      envelope, strip_received, all_files, as_user_argv)
+                      envelope, strip_received, all_files, as_user_argv,
+                      give_away)
 
 t = Tap()
 BODY = b"From: a@example.org\nSubject: crash test\n\n" + \
@@ -66,6 +68,40 @@ if ids:
     t.ok(ids[0] % 23 == int(os.path.basename(os.path.dirname(
         all_files(root, "todo")[0]))), "the split subdirectory is id % 23")
 t.ok(not all_files(root, "pid"), "pid/ is empty after success")
+remove_root(root)
+
+# moat-clean's "P": pid files older than 36 hours go, in pid/N/ and in an
+# unsplit pid/ alike; younger ones and other queue files stay
+root = make_root()
+q = os.path.join(root, "queue")
+old = time.time() - 37 * 3600
+paths = {"old_split": os.path.join(q, "pid", "5", "123.1.0"),
+         "old_flat": os.path.join(q, "pid", "124.1.0"),
+         "young": os.path.join(q, "pid", "7", "125.1.0"),
+         "mess": os.path.join(q, "mess", "5", "28")}
+for k, p in paths.items():
+    with open(p, "w") as f:
+        f.write("x")
+    if k != "young":
+        os.utime(p, (old, old))
+give_away(root)
+c = subprocess.run(as_user_argv([prog("moat-clean")]), input=b"P\0",
+                   capture_output=True, env=dict(os.environ, MOAT_ROOT=root),
+                   timeout=30)
+t.ok(c.stdout == b"K\0" and not os.path.exists(paths["old_split"]) and
+     not os.path.exists(paths["old_flat"]) and
+     os.path.exists(paths["young"]) and os.path.exists(paths["mess"]),
+     "moat-clean reaps stale pid files in pid/N/ and pid/, nothing else",
+     (c.stdout, c.stderr, {k: os.path.exists(p) for k, p in paths.items()}))
+remove_root(root)
+
+# a queue made before pid/ was split (no pid/N/) still takes mail
+root = make_root()
+for i in range(23):
+    os.rmdir(os.path.join(root, "queue", "pid", str(i)))
+code, err = inject(root, BODY, ENV)
+t.ok(code == 0 and len(queued(root)) == 1 and not all_files(root, "pid"),
+     "a queue with an unsplit pid/ takes a message", err)
 remove_root(root)
 
 root = make_root()

@@ -260,6 +260,8 @@ def make_root(base, control):
     q = os.path.join(root, "queue")
     os.mkdir(q, 0o750)
     os.mkdir(os.path.join(q, "pid"), 0o700)
+    for i in range(SPLIT):
+        os.mkdir(os.path.join(q, "pid", str(i)), 0o700)
     os.mkdir(os.path.join(q, "lock"), 0o750)
     os.mkfifo(os.path.join(q, "lock", "trigger"), 0o622)
     for d, mode in SPLIT_DIRS:

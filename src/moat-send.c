@@ -107,6 +107,7 @@ struct msg {
 	unsigned char ready[2]; /* in the ready queue */
 	unsigned char state;
 	unsigned char bounce;  /* bounce/ has records */
+	unsigned char retodo;  /* M_RETIRING, and todo/ has its id again */
 	unsigned cleaning;     /* moat-clean requests not yet answered */
 	/* the attempt being dispatched */
 	unsigned char *sent[2]; /* per record: already given to a job */
@@ -771,6 +772,22 @@ preprocess(void)
 	}
 }
 
+/* moat-clean has done all it was asked for m: forget it, and take up a
+ * new message that came meanwhile under the same id */
+static void
+retired(struct msg *m)
+{
+	unsigned long long id = m->id;
+	int again = m->retodo;
+
+	msg_del(m);
+	if (again) {
+		m = msg_add(id);
+		m->state = M_TODO;
+		fifo_push(&todo_q, id);
+	}
+}
+
 /* --------------------------------------------------------- scanning */
 
 static void
@@ -796,8 +813,14 @@ scan_todo(void)
 
 			if (e->d_name[0] < '0' || e->d_name[0] > '9' || *end)
 				continue;
-			if (msg_find(id))
+			if ((m = msg_find(id))) {
+				/* a new message with a retiring one's id (the
+				 * inode freed by moat-clean, reused at once)
+				 * is taken up when moat-clean has answered */
+				if (m->state == M_RETIRING)
+					m->retodo = 1;
 				continue; /* known: preprocessed or queued */
+			}
 			m = msg_add(id);
 			m->state = M_TODO;
 			fifo_push(&todo_q, id);
@@ -1609,7 +1632,7 @@ read_conn(struct conn *c, int which)
 				struct msg *m = msg_find(fifo_front(&clean_q));
 				if (m && m->cleaning && !--m->cleaning &&
 				    m->state == M_RETIRING)
-					msg_del(m);
+					retired(m);
 			}
 			fifo_pop(&clean_q);
 			memmove(clean_kind.s, clean_kind.s + 1,

@@ -19,8 +19,11 @@
  * of itself, which saves an exec, the dynamic loader and libc's start-up
  * per connection.  The children become moat-tcpd's when the server dies
  * (moat-tcpd is their subreaper); the server is started again at most once
- * a second, and meanwhile connections fork and exec as without -F.  With
- * -h the name lookup needs a child of moat-tcpd, so -F is not used.
+ * a second, and meanwhile connections fork and exec as without -F.  A
+ * server serves FS_MAX_USE connections, or until SIGHUP, and is then
+ * replaced: its children share its address space layout and stack canary,
+ * and a new program (an upgrade) should be taken up.  With -h the name
+ * lookup needs a child of moat-tcpd, so -F is not used.
  *
  * Limits: at most maxconn children in all and maxperip from one address
  * (relay clients are exempt from the latter); an excess connection gets a
@@ -80,7 +83,8 @@
 #define ACCEPT_PAUSE_MS 1000 /* rest after EMFILE and the like */
 #define SHUTDOWN_WAIT 5      /* seconds children get after SIGTERM */
 #define HOSTNAME_MAX 253
-#define FS_WAIT_MS 5000    /* longest wait for the fork server's answer */
+#define FS_WAIT_MS 2000    /* longest wait for the fork server's answer */
+#define FS_MAX_USE 100     /* connections, then a fresh fork server */
 #define FS_RESTART_MS 1000 /* least time between two fork server starts */
 
 struct listener {
@@ -108,8 +112,11 @@ static struct config cfg;
 static unsigned long long opt_c, opt_i; /* 0: from control */
 static int opt_h, opt_F;
 static int fs_sock = -1;          /* to the fork server; -1: none */
+static int fs_old = -1;           /* to the one before, until it is gone */
 static pid_t fs_pid;              /* the fork server; 0: none */
 static long long fs_next_start;   /* ms: no restart before */
+static unsigned long fs_used;      /* connections the server has had */
+static int stopping;
 static char **prog;
 
 static int sigpipe[2];
@@ -497,9 +504,10 @@ kid_ended(pid_t pid, int status)
 	for (i = 0; i < nkids; i++)
 		if (kids[i].pid == pid) {
 			kids[i] = kids[--nkids];
-			break;
+			log_msg("end pid %ld status %d", (long)pid, status);
+			return;
 		}
-	log_msg("end pid %ld status %d", (long)pid, status);
+	/* as a subreaper we also reap what our children left behind */
 }
 
 /* children ours, and with -F those the dead fork server left us */
@@ -672,19 +680,76 @@ fs_start(void)
 	}
 	fs_sock = sv[0];
 	fs_pid = pid;
+	fs_used = 0;
 	log_msg("fork server pid %ld", (long)pid);
 }
 
-/* the fork server failed us: stop using it; its children become ours */
+/* FS_ENDED replies on s, a fork server's socket that is being closed:
+ * 0 more may come, -1 end of file (or something not to trust) */
+static int
+fs_ended_from(int s)
+{
+	for (;;) {
+		struct fs_reply r;
+		ssize_t n = recv(s, &r, sizeof r, MSG_DONTWAIT);
+
+		if (n == sizeof r && r.what == FS_ENDED)
+			kid_ended(r.pid, r.status);
+		else if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return 0;
+		else
+			return -1;
+	}
+}
+
+/* read s, a fork server's socket, to its end (bounded in time); close it */
+static void
+fs_finish(int s)
+{
+	long long deadline = now_ms() + FS_WAIT_MS;
+
+	for (;;) {
+		struct pollfd p = {s, POLLIN, 0};
+		long long t = now_ms();
+
+		if (t >= deadline || fs_ended_from(s) == -1)
+			break;
+		if (poll(&p, 1, (int)(deadline - t)) == -1 && errno != EINTR)
+			break;
+	}
+	close(s);
+}
+
+/*
+ * done with the fork server: it sees end of file and exits (or has been
+ * killed).  Its socket is read to the end, so no child's FS_ENDED is lost;
+ * the children it leaves become ours (subreaper).  With wait, here and
+ * now; without, as fs_old, from the main loop.
+ */
+static void
+fs_close(int wait)
+{
+	shutdown(fs_sock, SHUT_WR);
+	if (fs_old != -1)
+		fs_finish(fs_old);
+	fs_old = -1;
+	if (wait)
+		fs_finish(fs_sock);
+	else
+		fs_old = fs_sock;
+	fs_sock = -1;
+}
+
+/* the fork server failed us: stop using it */
 static void
 fs_lost(const char *why)
 {
-	log_msg("fork server: %s; forking and running the program "
-	        "meanwhile", why);
-	close(fs_sock);
-	fs_sock = -1;
+	if (!stopping)
+		log_msg("fork server: %s; forking and running the program "
+		        "meanwhile", why);
 	if (fs_pid)
 		kill(fs_pid, SIGKILL);
+	fs_close(1);
 }
 
 /* one reply: 1 read, 0 none yet, -1 the server has gone (fs_lost done) */
@@ -894,8 +959,15 @@ accept_one(int lfd)
 	pid = -1;
 	if (opt_F && fs_sock == -1 && now_ms() >= fs_next_start)
 		fs_start();
-	if (fs_sock != -1)
+	if (fs_sock != -1) {
 		pid = fs_spawn(c, rip, rport, lip, lport, relay);
+		/* a fresh server now and then: its children share its address
+		 * space layout and canary, and an upgraded program is taken up */
+		if (pid > 0 && ++fs_used >= FS_MAX_USE) {
+			fs_close(0);
+			fs_next_start = 0;
+		}
+	}
 	if (pid == -2) {
 		close(c);
 		log_msg("dropped %s: the fork server went away", from);
@@ -926,7 +998,7 @@ accept_one(int lfd)
 static void
 serve(void)
 {
-	struct pollfd *pfd = calloc(nlis + 2, sizeof *pfd);
+	struct pollfd *pfd = calloc(nlis + 3, sizeof *pfd);
 	long long resume = 0;
 	size_t i;
 
@@ -952,6 +1024,10 @@ serve(void)
 				        cfg.nrelay, cfg.maxconn, cfg.maxperip);
 			else
 				log_msg("keeping the previous configuration");
+			if (fs_sock != -1) { /* and the program afresh */
+				fs_close(0);
+				fs_next_start = 0;
+			}
 		}
 		t = resume ? now_ms() : 0;
 		if (resume && t >= resume)
@@ -962,7 +1038,9 @@ serve(void)
 			pfd[i + 1].events = resume ? 0 : POLLIN;
 		pfd[nlis + 1].fd = fs_sock; /* -1: ignored */
 		pfd[nlis + 1].events = POLLIN;
-		n = poll(pfd, nlis + 2, timeout);
+		pfd[nlis + 2].fd = fs_old;
+		pfd[nlis + 2].events = POLLIN;
+		n = poll(pfd, nlis + 3, timeout);
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
@@ -972,6 +1050,11 @@ serve(void)
 			drain_sigpipe();
 		if (fs_sock != -1 && pfd[nlis + 1].revents)
 			fs_drain();
+		if (fs_old != -1 && pfd[nlis + 2].revents &&
+		    fs_ended_from(fs_old) == -1) {
+			close(fs_old);
+			fs_old = -1;
+		}
 		for (i = 0; i < nlis && !resume && !got_term; i++) {
 			int k, r = 1;
 			short ev = pfd[i + 1].revents;
@@ -1001,11 +1084,16 @@ shut_down(void)
 
 	for (i = 0; i < nlis; i++)
 		close(lis[i].fd);
+	stopping = 1;
 	log_msg("stopping: %zu children", nkids);
 	for (i = 0; i < nkids; i++)
 		kill(kids[i].pid, SIGTERM);
 	if (fs_pid) /* what it reaps it reports; what it leaves is ours */
 		kill(fs_pid, SIGTERM);
+	if (fs_old != -1) {
+		fs_finish(fs_old);
+		fs_old = -1;
+	}
 	deadline = now_ms() + SHUTDOWN_WAIT * 1000;
 	for (;;) {
 		struct pollfd p[2] = {{sigpipe[0], POLLIN, 0},

@@ -382,6 +382,52 @@ try:
     for c in held + extra:
         c.close()
 
+    # --- a fresh server after 100 connections, and on SIGHUP ---------------
+    port3 = free_port()
+    d = start(["-F", "-i", "2", "127.0.0.1:%d" % port3, "--",
+               prog("moat-smtpd")], "d.log")
+    t.ok(wait_log(d, "listening on 127.0.0.1:%d" % port3), "-F -i 2 started")
+    keep = Conn(d, "127.0.0.1", port3)  # stays open across the change
+    first = servers(d)
+    ok = 0
+    for i in range(99):  # with keep, the first server's 100th
+        c = Conn(d, "127.0.0.1", port3)
+        if c.greeting.startswith(b"220 ") and \
+                c.cmd(b"QUIT").startswith(b"221 "):
+            ok += 1
+        c.close()
+        if c.pid:  # its slot free before the next (-i 2, keep holds one)
+            wait_log(d, "end pid %d status" % c.pid)
+    t.ok(ok == 99 and len(first) == 1, "100 connections, one after another, "
+         "on one server", "%d %s" % (ok, first))
+    c = Conn(d, "127.0.0.1", port3)
+    now = servers(d)
+    t.ok(len(now) == 2 and c.greeting.startswith(b"220 ") and
+         ppid(c.pid) == now[1],
+         "the 101st connection is served by a fresh server", now)
+    t.ok(gone(first), "the old server is gone", first)
+    t.ok(keep.cmd(b"NOOP").startswith(b"250 "),
+         "a connection of the old server goes on")
+    keep.close()
+    c.close()
+    t.ok(wait_log(d, "end pid %d status 0" % keep.pid),
+         "its end is counted", logtext(d))
+    both = [Conn(d, "127.0.0.1", port3), Conn(d, "127.0.0.1", port3)]
+    t.ok(all(x.greeting.startswith(b"220 ") for x in both),
+         "no slot stays taken: two from 127.0.0.1 served (-i 2)",
+         [x.greeting for x in both])
+    for x in both:
+        x.close()
+    d.send_signal(signal.SIGHUP)
+    t.ok(wait_log(d, "reloaded:"), "SIGHUP reloads")
+    c = Conn(d, "127.0.0.1", port3)
+    now = servers(d)
+    t.ok(len(now) == 3 and ppid(c.pid) == now[2] and gone(now[1:2]),
+         "after SIGHUP the next connection gets a fresh server", now)
+    c.close()
+    rc = stop(d)
+    t.ok(rc == 0 and gone(now), "SIGTERM stops it", "rc %s" % rc)
+
     # --- -h switches -F off -------------------------------------------------
     port2 = free_port()
     b = start(["-h", "-F", "127.0.0.1:%d" % port2, "--", prog("moat-smtpd")],

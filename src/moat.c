@@ -235,6 +235,7 @@ init_root(const char *root, str *domains)
 	mkdir_p(p.s, 0755);
 	root_path(&p, root, "mail");
 	mkdir_p(p.s, 0700);
+	dir_spread(p.s); /* each mailbox in a block group of its own */
 
 	if (str_copys(&list, "localhost\n") == -1)
 		die(111, "out of memory");

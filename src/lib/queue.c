@@ -69,8 +69,8 @@ queue_file(str *out, const char *dir, unsigned long long id)
  * Queue files come and go by the thousand: in one group, each create
  * became slow (bench/README.md).  Elsewhere the ioctl fails; no matter.
  */
-static void
-spread(const char *p)
+void
+dir_spread(const char *p)
 {
 	int fd = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), f;
 
@@ -107,7 +107,7 @@ queue_create(const char *qdir, uid_t uid_q, uid_t uid_s, gid_t gid,
 	*what = qdir;
 	if (mkdir_own(qdir, 0750, uid_q, gid) == -1)
 		return -1;
-	spread(qdir);
+	dir_spread(qdir);
 	for (d = queue_dirs; d->name; d++) {
 		uid_t u = d->owner == QO_QUEUE ? uid_q : uid_s;
 
@@ -116,7 +116,7 @@ queue_create(const char *qdir, uid_t uid_q, uid_t uid_s, gid_t gid,
 		if (mkdir_own(p, d->mode, u, gid) == -1)
 			return -1;
 		if (d->split)
-			spread(p);
+			dir_spread(p);
 		for (i = 0; d->split && i < QUEUE_SPLIT; i++) {
 			snprintf(p, sizeof p, "%s/%s/%d", qdir, d->name, i);
 			if (mkdir_own(p, d->mode, u, gid) == -1)

@@ -31,6 +31,10 @@ struct queue_dir {
 
 extern const struct queue_dir queue_dirs[]; /* ends with a NULL name */
 
+/* chattr +T: ext2/3/4 spread the directories made in this one (and the
+ * files in those) over the disk's block groups; see queue.c */
+void dir_spread(const char *dir);
+
 /* fsync a directory, so that entries just made in it survive a crash */
 int queue_fsync_dir(const char *dir);
 

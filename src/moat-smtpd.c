@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -594,9 +595,13 @@ struct qq {
 static int
 qq_start(struct qq *q)
 {
-	int mp[2], ep[2], ip[2];
+	int mp[2], ep[2], ip[2], r;
 	str prog = STR_INIT;
 	const char *qmailqueue = getenv("QMAILQUEUE");
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t sa;
+	sigset_t def;
+	char *argv[2];
 
 	if (!qmailqueue || !*qmailqueue) {
 		if (bin_path(&prog, "moat-queue") == -1)
@@ -609,21 +614,31 @@ qq_start(struct qq *q)
 		goto close_m;
 	if (pipe2(ip, O_CLOEXEC) == -1)
 		goto close_e;
-	q->pid = fork();
-	if (q->pid == -1)
+	/* posix_spawn: no copy of this process's memory for an exec */
+	if (setenv("MOAT_IDFD", "3", 1) == -1) /* for it; we do not read it */
 		goto close_i;
-	if (q->pid == 0) {
-		char *argv[2];
-
-		argv[0] = (char *)qmailqueue;
-		argv[1] = 0;
-		if (dup2(mp[0], 0) == -1 || dup2(ep[0], 1) == -1 ||
-		    dup2(ip[1], 3) == -1)
-			_exit(120);
-		setenv("MOAT_IDFD", "3", 1);
-		signal(SIGPIPE, SIG_DFL);
-		execv(qmailqueue, argv);
-		_exit(120);
+	if ((r = posix_spawn_file_actions_init(&fa)) != 0)
+		goto spawn_failed;
+	if ((r = posix_spawnattr_init(&sa)) != 0) {
+		posix_spawn_file_actions_destroy(&fa);
+		goto spawn_failed;
+	}
+	sigemptyset(&def);
+	sigaddset(&def, SIGPIPE);
+	argv[0] = (char *)qmailqueue;
+	argv[1] = 0;
+	if ((r = posix_spawn_file_actions_adddup2(&fa, mp[0], 0)) == 0 &&
+	    (r = posix_spawn_file_actions_adddup2(&fa, ep[0], 1)) == 0 &&
+	    (r = posix_spawn_file_actions_adddup2(&fa, ip[1], 3)) == 0 &&
+	    (r = posix_spawnattr_setsigdefault(&sa, &def)) == 0 &&
+	    (r = posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETSIGDEF)) == 0)
+		r = posix_spawn(&q->pid, qmailqueue, &fa, &sa, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&sa);
+spawn_failed:
+	if (r) {
+		errno = r;
+		goto close_i;
 	}
 	close(mp[0]);
 	close(ep[0]);

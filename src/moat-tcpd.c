@@ -84,6 +84,8 @@
 #define SHUTDOWN_WAIT 5      /* seconds children get after SIGTERM */
 #define HOSTNAME_MAX 253
 #define FS_WAIT_MS 2000    /* longest wait for the fork server's answer */
+#define FS_FIRST_MS 10000  /* the same for its first, which waits for its
+                            * start (slow under load, or a sanitizer) */
 #define FS_MAX_USE 100     /* connections, then a fresh fork server */
 #define FS_RESTART_MS 1000 /* least time between two fork server starts */
 
@@ -842,7 +844,7 @@ fs_spawn(int c, const unsigned char rip[IP_LEN], unsigned rport,
 		fs_lost(strerror(errno));
 		return -1;
 	}
-	deadline = now_ms() + FS_WAIT_MS;
+	deadline = now_ms() + (fs_used ? FS_WAIT_MS : FS_FIRST_MS);
 	for (;;) {
 		struct pollfd p = {fs_sock, POLLIN, 0};
 		struct fs_reply r;

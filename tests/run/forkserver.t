@@ -384,9 +384,9 @@ try:
 
     # --- a fresh server after 100 connections, and on SIGHUP ---------------
     port3 = free_port()
-    d = start(["-F", "-i", "2", "127.0.0.1:%d" % port3, "--",
+    d = start(["-F", "-i", "3", "127.0.0.1:%d" % port3, "--",
                prog("moat-smtpd")], "d.log")
-    t.ok(wait_log(d, "listening on 127.0.0.1:%d" % port3), "-F -i 2 started")
+    t.ok(wait_log(d, "listening on 127.0.0.1:%d" % port3), "-F -i 3 started")
     keep = Conn(d, "127.0.0.1", port3)  # stays open across the change
     first = servers(d)
     ok = 0
@@ -396,7 +396,7 @@ try:
                 c.cmd(b"QUIT").startswith(b"221 "):
             ok += 1
         c.close()
-        if c.pid:  # its slot free before the next (-i 2, keep holds one)
+        if c.pid:  # its slot free before the next (-i 3, keep holds one)
             wait_log(d, "end pid %d status" % c.pid)
     t.ok(ok == 99 and len(first) == 1, "100 connections, one after another, "
          "on one server", "%d %s" % (ok, first))
@@ -412,18 +412,22 @@ try:
     c.close()
     t.ok(wait_log(d, "end pid %d status 0" % keep.pid),
          "its end is counted", logtext(d))
-    both = [Conn(d, "127.0.0.1", port3), Conn(d, "127.0.0.1", port3)]
+    both = [Conn(d, "127.0.0.1", port3) for i in range(3)]
     t.ok(all(x.greeting.startswith(b"220 ") for x in both),
-         "no slot stays taken: two from 127.0.0.1 served (-i 2)",
+         "no slot stays taken: three from 127.0.0.1 served (-i 3)",
          [x.greeting for x in both])
     for x in both:
         x.close()
+    for x in both:  # their slots free again before the next step
+        if x.pid:
+            wait_log(d, "end pid %d status" % x.pid)
     d.send_signal(signal.SIGHUP)
     t.ok(wait_log(d, "reloaded:"), "SIGHUP reloads")
     c = Conn(d, "127.0.0.1", port3)
     now = servers(d)
     t.ok(len(now) == 3 and ppid(c.pid) == now[2] and gone(now[1:2]),
-         "after SIGHUP the next connection gets a fresh server", now)
+         "after SIGHUP the next connection gets a fresh server",
+         "%s %s\n%s" % (now, c.pid, logtext(d)[-3000:]))
     c.close()
     rc = stop(d)
     t.ok(rc == 0 and gone(now), "SIGTERM stops it", "rc %s" % rc)

@@ -974,7 +974,8 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (geteuid() == 0)
 		die(1, "refusing to run as root");
-	forkserver(); /* under moat-tcpd -F: returns in a connection's child */
+	/* under moat-tcpd -F: returns in a connection's child */
+	forkserver(&argc, &argv);
 	config();
 	io_init(&out, 1, outbuf, sizeof outbuf, (int)timeout);
 	io_init(&in, 0, inbuf, sizeof inbuf, (int)timeout);

@@ -68,7 +68,7 @@
 #include <unistd.h>
 
 #include "control.h"
-#include "forkserver.h"
+#include "fsclient.h"
 #include "ipmatch.h"
 #include "log.h"
 #include "paths.h"
@@ -83,11 +83,7 @@
 #define ACCEPT_PAUSE_MS 1000 /* rest after EMFILE and the like */
 #define SHUTDOWN_WAIT 5      /* seconds children get after SIGTERM */
 #define HOSTNAME_MAX 253
-#define FS_WAIT_MS 2000    /* longest wait for the fork server's answer */
-#define FS_FIRST_MS 10000  /* the same for its first, which waits for its
-                            * start (slow under load, or a sanitizer) */
-#define FS_MAX_USE 100     /* connections, then a fresh fork server */
-#define FS_RESTART_MS 1000 /* least time between two fork server starts */
+#define FS_MAX_USE 100       /* connections, then a fresh fork server */
 
 struct listener {
 	int fd;
@@ -113,12 +109,7 @@ static size_t nkids, akids;
 static struct config cfg;
 static unsigned long long opt_c, opt_i; /* 0: from control */
 static int opt_h, opt_F;
-static int fs_sock = -1;          /* to the fork server; -1: none */
-static int fs_old = -1;           /* to the one before, until it is gone */
-static pid_t fs_pid;              /* the fork server; 0: none */
-static long long fs_next_start;   /* ms: no restart before */
-static unsigned long fs_used;      /* connections the server has had */
-static int stopping;
+static struct fsc fs; /* -F: the fork server */
 static char **prog;
 
 static int sigpipe[2];
@@ -520,13 +511,8 @@ reap(void)
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		if (fs_pid && pid == fs_pid) {
-			log_msg("fork server pid %ld ended, status %d",
-			        (long)pid, status);
-			fs_pid = 0;
-			continue;
-		}
-		kid_ended(pid, status);
+		if (!fsc_reaped(&fs, pid, status))
+			kid_ended(pid, status);
 	}
 }
 
@@ -649,235 +635,27 @@ run_child(int c, const struct sockaddr_storage *rsa, socklen_t rlen,
 
 /* --- the fork server (-F) ----------------------------------------------- */
 
-static void
-fs_start(void)
-{
-	int sv[2];
-	pid_t pid;
-
-	fs_next_start = now_ms() + FS_RESTART_MS;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
-		log_sys("cannot make the fork server's socket");
-		return;
-	}
-	sigprocmask(SIG_BLOCK, &handled, 0);
-	pid = fork();
-	if (pid == 0) {
-		char n[16];
-
-		signals_default();
-		snprintf(n, sizeof n, "%d", sv[1]);
-		if (fcntl(sv[1], F_SETFD, 0) == -1 ||
-		    setenv(FS_ENV, n, 1) == -1)
-			_exit(111);
-		execvp(prog[0], prog);
-		die_sys(111, "cannot run %s", prog[0]);
-	}
-	sigprocmask(SIG_SETMASK, &oldmask, 0);
-	close(sv[1]);
-	if (pid == -1) {
-		log_sys("cannot fork the fork server");
-		close(sv[0]);
-		return;
-	}
-	fs_sock = sv[0];
-	fs_pid = pid;
-	fs_used = 0;
-	log_msg("fork server pid %ld", (long)pid);
-}
-
-/* FS_ENDED replies on s, a fork server's socket that is being closed:
- * 0 more may come, -1 end of file (or something not to trust) */
+/* the variables of one connection, as a fork server request */
 static int
-fs_ended_from(int s)
+fs_request(str *v, const unsigned char rip[IP_LEN], unsigned rport,
+           const unsigned char lip[IP_LEN], unsigned lport, int relay)
 {
-	for (;;) {
-		struct fs_reply r;
-		ssize_t n = recv(s, &r, sizeof r, MSG_DONTWAIT);
-
-		if (n == sizeof r && r.what == FS_ENDED)
-			kid_ended(r.pid, r.status);
-		else if (n == -1 && (errno == EAGAIN || errno == EINTR))
-			return 0;
-		else
-			return -1;
-	}
-}
-
-/* read s, a fork server's socket, to its end (bounded in time); close it */
-static void
-fs_finish(int s)
-{
-	long long deadline = now_ms() + FS_WAIT_MS;
-
-	for (;;) {
-		struct pollfd p = {s, POLLIN, 0};
-		long long t = now_ms();
-
-		if (t >= deadline || fs_ended_from(s) == -1)
-			break;
-		if (poll(&p, 1, (int)(deadline - t)) == -1 && errno != EINTR)
-			break;
-	}
-	close(s);
-}
-
-/*
- * done with the fork server: it sees end of file and exits (or has been
- * killed).  Its socket is read to the end, so no child's FS_ENDED is lost;
- * the children it leaves become ours (subreaper).  With wait, here and
- * now; without, as fs_old, from the main loop.
- */
-static void
-fs_close(int wait)
-{
-	shutdown(fs_sock, SHUT_WR);
-	if (fs_old != -1)
-		fs_finish(fs_old);
-	fs_old = -1;
-	if (wait)
-		fs_finish(fs_sock);
-	else
-		fs_old = fs_sock;
-	fs_sock = -1;
-}
-
-/* the fork server failed us: stop using it */
-static void
-fs_lost(const char *why)
-{
-	if (!stopping)
-		log_msg("fork server: %s; forking and running the program "
-		        "meanwhile", why);
-	if (fs_pid)
-		kill(fs_pid, SIGKILL);
-	fs_close(1);
-}
-
-/* one reply: 1 read, 0 none yet, -1 the server has gone (fs_lost done) */
-static int
-fs_read(struct fs_reply *r)
-{
-	ssize_t n = recv(fs_sock, r, sizeof *r, MSG_DONTWAIT);
-
-	if (n == sizeof *r)
-		return 1;
-	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK ||
-	                errno == EINTR))
-		return 0;
-	fs_lost(n == 0 ? "it has gone" : n == -1 ? strerror(errno)
-	                                         : "a malformed reply");
-	return -1;
-}
-
-/* replies that arrive unasked: children that ended */
-static void
-fs_drain(void)
-{
-	struct fs_reply r;
-
-	while (fs_sock != -1 && fs_read(&r) == 1) {
-		if (r.what == FS_ENDED)
-			kid_ended(r.pid, r.status);
-		else
-			fs_lost("an answer nobody asked for");
-	}
-}
-
-static int
-fs_var(str *v, const char *name, const char *value)
-{
-	return str_cats(v, name) == -1 || str_catc(v, '=') == -1 ||
-	               str_cats(v, value) == -1 || str_catc(v, 0) == -1
-	           ? -1
-	           : 0;
-}
-
-/*
- * hand connection c to the fork server: the child's pid; -1 when no child
- * has it (run one without the server); -2 when one may have it, as the
- * server went away before it answered (drop the connection)
- */
-static pid_t
-fs_spawn(int c, const unsigned char rip[IP_LEN], unsigned rport,
-         const unsigned char lip[IP_LEN], unsigned lport, int relay)
-{
-	static str v;
 	char buf[IP_FMT], port[8];
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(sizeof(int))];
-	} cb;
-	struct iovec iov;
-	struct msghdr m;
-	struct cmsghdr *cm;
-	long long deadline;
 
-	v.len = 0;
+	v->len = 0;
 	ip_fmt(buf, rip);
 	snprintf(port, sizeof port, "%u", rport);
-	if (fs_var(&v, "PROTO", ip_is4(rip) ? "TCP" : "TCP6") == -1 ||
-	    fs_var(&v, "TCPREMOTEIP", buf) == -1 ||
-	    fs_var(&v, "TCPREMOTEPORT", port) == -1)
+	if (fsc_add(v, "PROTO", ip_is4(rip) ? "TCP" : "TCP6") == -1 ||
+	    fsc_add(v, "TCPREMOTEIP", buf) == -1 ||
+	    fsc_add(v, "TCPREMOTEPORT", port) == -1)
 		return -1;
 	ip_fmt(buf, lip);
 	snprintf(port, sizeof port, "%u", lport);
-	if (fs_var(&v, "TCPLOCALIP", buf) == -1 ||
-	    fs_var(&v, "TCPLOCALPORT", port) == -1 ||
-	    (relay && fs_var(&v, "RELAYCLIENT", "") == -1) ||
-	    v.len > FS_VARS_MAX)
+	if (fsc_add(v, "TCPLOCALIP", buf) == -1 ||
+	    fsc_add(v, "TCPLOCALPORT", port) == -1 ||
+	    (relay && fsc_add(v, "RELAYCLIENT", "") == -1))
 		return -1;
-	memset(&m, 0, sizeof m);
-	memset(&cb, 0, sizeof cb);
-	iov.iov_base = v.s;
-	iov.iov_len = v.len;
-	m.msg_iov = &iov;
-	m.msg_iovlen = 1;
-	m.msg_control = cb.b;
-	m.msg_controllen = sizeof cb.b;
-	cm = CMSG_FIRSTHDR(&m);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &c, sizeof c);
-	if (sendmsg(fs_sock, &m, MSG_NOSIGNAL) != (ssize_t)v.len) {
-		fs_lost(strerror(errno));
-		return -1;
-	}
-	deadline = now_ms() + (fs_used ? FS_WAIT_MS : FS_FIRST_MS);
-	for (;;) {
-		struct pollfd p = {fs_sock, POLLIN, 0};
-		struct fs_reply r;
-		long long t = now_ms();
-		int k;
-
-		if (t >= deadline) {
-			fs_lost("no answer in time");
-			return -2;
-		}
-		if (poll(&p, 1, (int)(deadline - t)) == -1 && errno != EINTR) {
-			fs_lost(strerror(errno));
-			return -2;
-		}
-		k = fs_read(&r);
-		if (k == -1)
-			return -2;
-		if (k == 0)
-			continue;
-		if (r.what == FS_ENDED) {
-			kid_ended(r.pid, r.status);
-			continue;
-		}
-		if (r.what == FS_STARTED && r.pid > 0)
-			return r.pid;
-		if (r.what == FS_FAILED) {
-			errno = r.status;
-			log_sys("fork server: cannot fork");
-			return -1;
-		}
-		fs_lost("a malformed reply");
-		return -2;
-	}
+	return 0;
 }
 
 /* refuse a connection with a 421 reply, without blocking */
@@ -959,16 +737,11 @@ accept_one(int lfd)
 		return 1;
 	}
 	pid = -1;
-	if (opt_F && fs_sock == -1 && now_ms() >= fs_next_start)
-		fs_start();
-	if (fs_sock != -1) {
-		pid = fs_spawn(c, rip, rport, lip, lport, relay);
-		/* a fresh server now and then: its children share its address
-		 * space layout and canary, and an upgraded program is taken up */
-		if (pid > 0 && ++fs_used >= FS_MAX_USE) {
-			fs_close(0);
-			fs_next_start = 0;
-		}
+	if (opt_F) {
+		static str req;
+
+		if (fs_request(&req, rip, rport, lip, lport, relay) == 0)
+			pid = fsc_spawn(&fs, &c, 1, &req);
 	}
 	if (pid == -2) {
 		close(c);
@@ -1026,10 +799,7 @@ serve(void)
 				        cfg.nrelay, cfg.maxconn, cfg.maxperip);
 			else
 				log_msg("keeping the previous configuration");
-			if (fs_sock != -1) { /* and the program afresh */
-				fs_close(0);
-				fs_next_start = 0;
-			}
+			fsc_close(&fs, 0); /* and the program afresh */
 		}
 		t = resume ? now_ms() : 0;
 		if (resume && t >= resume)
@@ -1038,9 +808,9 @@ serve(void)
 			timeout = (int)(resume - t);
 		for (i = 0; i < nlis; i++)
 			pfd[i + 1].events = resume ? 0 : POLLIN;
-		pfd[nlis + 1].fd = fs_sock; /* -1: ignored */
+		pfd[nlis + 1].fd = fs.sock; /* -1: ignored */
 		pfd[nlis + 1].events = POLLIN;
-		pfd[nlis + 2].fd = fs_old;
+		pfd[nlis + 2].fd = fs.old;
 		pfd[nlis + 2].events = POLLIN;
 		n = poll(pfd, nlis + 3, timeout);
 		if (n == -1) {
@@ -1050,13 +820,8 @@ serve(void)
 		}
 		if (pfd[0].revents)
 			drain_sigpipe();
-		if (fs_sock != -1 && pfd[nlis + 1].revents)
-			fs_drain();
-		if (fs_old != -1 && pfd[nlis + 2].revents &&
-		    fs_ended_from(fs_old) == -1) {
-			close(fs_old);
-			fs_old = -1;
-		}
+		if (pfd[nlis + 1].revents || pfd[nlis + 2].revents)
+			fsc_drain(&fs);
 		for (i = 0; i < nlis && !resume && !got_term; i++) {
 			int k, r = 1;
 			short ev = pfd[i + 1].revents;
@@ -1086,23 +851,18 @@ shut_down(void)
 
 	for (i = 0; i < nlis; i++)
 		close(lis[i].fd);
-	stopping = 1;
+	fs.stopping = 1;
 	log_msg("stopping: %zu children", nkids);
 	for (i = 0; i < nkids; i++)
 		kill(kids[i].pid, SIGTERM);
-	if (fs_pid) /* what it reaps it reports; what it leaves is ours */
-		kill(fs_pid, SIGTERM);
-	if (fs_old != -1) {
-		fs_finish(fs_old);
-		fs_old = -1;
-	}
+	if (fs.pid) /* what it reaps it reports; what it leaves is ours */
+		kill(fs.pid, SIGTERM);
+	fsc_close(&fs, 1);
 	deadline = now_ms() + SHUTDOWN_WAIT * 1000;
 	for (;;) {
-		struct pollfd p[2] = {{sigpipe[0], POLLIN, 0},
-		                      {fs_sock, POLLIN, 0}};
+		struct pollfd p[2] = {{sigpipe[0], POLLIN, 0}, {-1, 0, 0}};
 		long long t;
 
-		fs_drain();
 		reap();
 		t = now_ms();
 		if (!nkids || t >= deadline)
@@ -1259,6 +1019,11 @@ main(int argc, char **argv)
 	/* -F: children of a fork server that died are reparented to us */
 	if (opt_F && prctl(PR_SET_CHILD_SUBREAPER, 1) == -1)
 		die_sys(111, "cannot become a subreaper for -F");
+	fsc_init(&fs);
+	fs.prog = prog;
+	fs.child_setup = signals_default;
+	fs.ended = kid_ended;
+	fs.max_use = FS_MAX_USE;
 	for (k = 0; k < nlis; k++)
 		log_msg("listening on %s", lis[k].name);
 	log_msg("maxconn %llu, maxperip %llu, %zu relay rules", cfg.maxconn,

@@ -24,7 +24,8 @@
 
 static const char *const known[] = {
 	"PROTO",         "TCPLOCALIP",    "TCPLOCALPORT", "TCPREMOTEIP",
-	"TCPREMOTEPORT", "TCPREMOTEHOST", "RELAYCLIENT",  0,
+	"TCPREMOTEPORT", "TCPREMOTEHOST", "RELAYCLIENT",  "MOAT_DOWN_HOSTS",
+	0,
 };
 
 static int chld[2] = {-1, -1};
@@ -82,22 +83,30 @@ reap(int s)
 		reply(s, FS_ENDED, pid, st);
 }
 
-/* variables: n bytes of NUL-terminated NAME=value, each one known */
+/* n bytes of NUL-terminated NAME=value, each one known, then perhaps an
+ * empty string and at most FS_ARGS_MAX arguments */
 static int
 vars_ok(const char *v, size_t n)
 {
-	size_t off = 0;
+	size_t off = 0, args = 0;
+	int in_args = 0;
 
 	if (n == 0 || v[n - 1] != 0)
 		return 0;
 	while (off < n) {
 		size_t l = strlen(v + off);
 
-		if (!fs_var_ok(v + off, l))
+		if (in_args) {
+			if (++args > FS_ARGS_MAX)
+				return 0;
+		} else if (l == 0) {
+			in_args = 1;
+		} else if (!fs_var_ok(v + off, l)) {
 			return 0;
+		}
 		off += l + 1;
 	}
-	return 1;
+	return !in_args || args > 0;
 }
 
 /*
@@ -106,13 +115,13 @@ vars_ok(const char *v, size_t n)
  * moat-tcpd has gone
  */
 static int
-request(int s, char *vars, size_t *n, int *fd)
+request(int s, char *vars, size_t *n, int *fd, int *nfd_out)
 {
 	union {
 		struct cmsghdr h;
 		char b[CMSG_SPACE(FS_FDS_MAX * sizeof(int))];
 	} cb;
-	struct iovec iov = {vars, FS_VARS_MAX};
+	struct iovec iov = {vars, FS_REQ_MAX};
 	struct msghdr m;
 	struct cmsghdr *c;
 	int fds[FS_FDS_MAX], nfd = 0, i;
@@ -138,7 +147,8 @@ request(int s, char *vars, size_t *n, int *fd)
 			memcpy(&fds[nfd++], CMSG_DATA(c) + j * sizeof(int),
 			       sizeof(int));
 	}
-	if (nfd != 1 || fds[0] <= 2 || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+	if (nfd < 1 || nfd > 2 || fds[0] <= 2 || fds[nfd - 1] <= 2 ||
+	    (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
 	    !vars_ok(vars, (size_t)r)) {
 		for (i = 0; i < nfd; i++)
 			close(fds[i]);
@@ -147,17 +157,22 @@ request(int s, char *vars, size_t *n, int *fd)
 		return 0;
 	}
 	*n = (size_t)r;
-	*fd = fds[0];
+	fd[0] = fds[0];
+	fd[1] = fds[nfd - 1];
+	*nfd_out = nfd;
 	return 1;
 }
 
-/* in the child: become the process for this connection */
+/* in the child: become the process for this request */
 static void
-child(int s, int fd, char *vars, size_t n)
+child(int s, const int *fd, int nfd, char *vars, size_t n, int *argc,
+      char ***argv)
 {
+	static char *args[FS_ARGS_MAX + 1];
 	struct sigaction sa;
 	sigset_t none;
 	size_t off = 0;
+	int k = 0;
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = SIG_DFL;
@@ -167,24 +182,38 @@ child(int s, int fd, char *vars, size_t n)
 	close(s);
 	close(chld[0]);
 	close(chld[1]);
-	if (dup2(fd, 0) == -1 || dup2(fd, 1) == -1)
+	if (dup2(fd[0], 0) == -1 || dup2(fd[1], 1) == -1)
 		_exit(111);
-	close(fd);
+	close(fd[0]);
+	if (nfd > 1)
+		close(fd[1]);
 	unsetenv(FS_ENV);
 	while (off < n) {
-		char *v = vars + off, *eq = strchr(v, '=');
+		char *v = vars + off, *eq;
 
 		off += strlen(v) + 1;
+		if (!*v) /* the arguments follow */
+			break;
+		eq = strchr(v, '=');
 		*eq = 0;
 		if (setenv(v, eq + 1, 1) == -1)
 			_exit(111);
 	}
+	if (off >= n)
+		return;
+	while (off < n) {
+		args[k++] = vars + off;
+		off += strlen(vars + off) + 1;
+	}
+	args[k] = 0;
+	*argc = k;
+	*argv = args;
 }
 
 void
-forkserver(void)
+forkserver(int *argc, char ***argv)
 {
-	static char vars[FS_VARS_MAX];
+	static char vars[FS_REQ_MAX];
 	const char *e = getenv(FS_ENV);
 	struct sigaction sa;
 	char *end;
@@ -208,7 +237,7 @@ forkserver(void)
 		char drain[64];
 		size_t n;
 		pid_t pid;
-		int fd, r;
+		int fd[2], nfd, r;
 
 		if (poll(p, 2, -1) == -1) {
 			if (errno == EINTR)
@@ -222,17 +251,19 @@ forkserver(void)
 		}
 		if (!p[0].revents)
 			continue;
-		r = request((int)s, vars, &n, &fd);
+		r = request((int)s, vars, &n, fd, &nfd);
 		if (r == -1) /* moat-tcpd has gone; the children go on alone */
 			exit(0);
 		if (r == 0)
 			continue;
 		pid = fork();
 		if (pid == 0) {
-			child((int)s, fd, vars, n);
+			child((int)s, fd, nfd, vars, n, argc, argv);
 			return;
 		}
-		close(fd);
+		close(fd[0]);
+		if (nfd > 1)
+			close(fd[1]);
 		if (pid == -1)
 			reply((int)s, FS_FAILED, 0, errno);
 		else

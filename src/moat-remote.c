@@ -97,6 +97,7 @@
 
 #include "control.h"
 #include "dns.h"
+#include "forkserver.h"
 #include "io.h"
 #include "ipmatch.h"
 #include "job.h"
@@ -1463,6 +1464,8 @@ main(int argc, char **argv)
 	size_t i, good = 0;
 
 	log_init(argv[0] ? argv[0] : "moat-remote");
+	/* under moat-rspawn: returns in a child, with its job's arguments */
+	forkserver(&argc, &argv);
 	if (argc < 4)
 		die(100, "usage: moat-remote domain sender recipient...");
 	domain = argv[1];

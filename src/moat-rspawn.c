@@ -29,6 +29,18 @@
  * form makes every recipient Z "moat-remote crashed or was killed
  * (#4.3.0)".  Texts are made printable and cut to 1000 bytes (job.h).
  *
+ * moat-remote runs as a fork server (forkserver.h, fsclient.h): started
+ * once, with the environment above less MOAT_DOWN_HOSTS and with
+ * /dev/null on fds 0 and 1, it forks a fresh child per job, which takes
+ * the job's arguments, MOAT_DOWN_HOSTS and its two descriptors: the same
+ * as above, without an exec, the dynamic loader and libc's start-up per
+ * delivery.  A server serves FS_MAX_USE jobs, or until SIGHUP, and is
+ * then replaced; moat-rspawn is the subreaper of its children, so a
+ * server's death loses none.  While there is none (at most one start a
+ * second), or when moat-remote is not a fork server, jobs fork and exec
+ * as described.  A job the server may have taken before it went away is
+ * deferred (Z).
+ *
  * Concurrency: moat-send keeps the total to concurrencyremote; moat-rspawn
  * adds a limit per destination, control/concurrencydomain (default 10):
  * at most that many moat-remote processes for one domain at once.  Further
@@ -70,6 +82,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -79,6 +92,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "fsclient.h"
 #include "job.h"
 #include "log.h"
 #include "paths.h"
@@ -149,6 +163,8 @@ static int out_sock; /* fd 1 is a socket: send() without blocking */
 static int out_dead; /* fd 1 failed; results are discarded */
 static int failed;   /* exit 111 at the end */
 static int stopping; /* no more jobs start */
+static struct fsc fs; /* moat-remote as a fork server */
+#define FS_MAX_USE 100 /* deliveries, then a fresh fork server */
 
 static void
 nomem(void)
@@ -437,6 +453,26 @@ child(int mess, int w, char **argv, char **envp, size_t nrcpt)
 
 /* ---- starting a job ---- */
 
+/* moat-remote through the fork server: its pid, or -1 (run it without),
+ * or -2 (the server went away; a child of it may have the job) */
+static pid_t
+remote_spawn(int mess, int report, char **argv, const char *downenv)
+{
+	static str req;
+	int fds[2];
+	size_t i;
+
+	fds[0] = mess;
+	fds[1] = report;
+	req.len = 0;
+	if (fsc_add(&req, downenv, 0) == -1 || str_catc(&req, 0) == -1)
+		nomem();
+	for (i = 0; argv[i]; i++)
+		if (fsc_add(&req, argv[i], 0) == -1)
+			nomem();
+	return fsc_spawn(&fs, fds, 2, &req);
+}
+
 /* 1 if a moat-remote runs for p now, 0 if p was answered at once */
 static int
 launch(struct dom *d, struct pend *p)
@@ -498,7 +534,16 @@ launch(struct dom *d, struct pend *p)
 		       strerror(errno));
 		goto done;
 	}
-	pid = fork();
+	pid = remote_spawn(mess, pi[1], argv, downenv.s);
+	if (pid == -2) { /* a child of the server may have it: defer */
+		close(pi[1]);
+		close(pi[0]);
+		result(p->n, 'Z', p->nrcpt,
+		       "moat-rspawn: the fork server went away (#4.3.0)");
+		goto done;
+	}
+	if (pid == -1)
+		pid = fork();
 	if (pid == 0)
 		child(mess, pi[1], argv, envp, p->nrcpt);
 	close(pi[1]);
@@ -828,6 +873,40 @@ finish(struct kid *k)
 	run_domain(d);
 }
 
+/* a moat-remote ended: ours, or the fork server's (it says so) */
+static void
+kid_ended(pid_t pid, int status)
+{
+	size_t i;
+
+	for (i = 0; i < nkids; i++)
+		if (kids[i].pid == pid && !kids[i].exited) {
+			kids[i].exited = 1;
+			kids[i].status = status;
+			return;
+		}
+}
+
+/* the fork server, before its exec: what a moat-remote gets, and not
+ * moat-send's descriptors */
+static void
+server_setup(void)
+{
+	sigset_t none;
+	int fd = open("/dev/null", O_RDWR);
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, 0);
+	signal(SIGPIPE, SIG_DFL);
+	if (fd == -1 || dup2(fd, 0) == -1 || dup2(fd, 1) == -1)
+		_exit(111);
+	if (fd > 2)
+		close(fd);
+	if (clearenv() != 0 || setenv("PATH", "/usr/bin:/bin", 1) == -1 ||
+	    setenv("MOAT_ROOT", root.s, 1) == -1)
+		_exit(111);
+}
+
 static void
 reap(void)
 {
@@ -835,14 +914,10 @@ reap(void)
 	pid_t pid;
 	size_t i;
 
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		for (i = 0; i < nkids; i++)
-			if (kids[i].pid == pid && !kids[i].exited) {
-				kids[i].exited = 1;
-				kids[i].status = status;
-				break;
-			}
-	}
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		if (!fsc_reaped(&fs, pid, status))
+			kid_ended(pid, status);
+	fsc_drain(&fs);
 	for (i = 0; i < nkids;) {
 		if (kids[i].exited)
 			finish(&kids[i]); /* moves the last kid to i */
@@ -981,6 +1056,7 @@ main(int argc, char **argv)
 	size_t apfd = 0;
 	sigset_t set;
 	int sfd, reading = 1;
+	static char *fs_prog[2];
 
 	log_init(argc > 0 ? argv[0] : "moat-rspawn");
 	if (argc > 1)
@@ -1000,6 +1076,16 @@ main(int argc, char **argv)
 	sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (sfd == -1)
 		die_sys(111, "unable to create a signalfd");
+	/* moat-remote runs as a fork server: no exec, loader and libc
+	 * start-up per delivery; what a dead server leaves is ours */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) == -1)
+		die_sys(111, "unable to become a subreaper");
+	fsc_init(&fs);
+	fs_prog[0] = remote_bin.s;
+	fs.prog = fs_prog;
+	fs.child_setup = server_setup;
+	fs.ended = kid_ended;
+	fs.max_use = FS_MAX_USE;
 
 	for (;;) {
 		size_t np = 0, i, ikid;
@@ -1012,7 +1098,7 @@ main(int argc, char **argv)
 		}
 		if (!reading && nkids == 0 && (out.len == 0 || out_dead))
 			break;
-		if (apfd < nkids + 3) {
+		if (apfd < nkids + 5) {
 			size_t na = nkids + 64;
 			struct pollfd *p = realloc(pfd, na * sizeof *pfd);
 			if (!p)
@@ -1029,6 +1115,8 @@ main(int argc, char **argv)
 			pout = (int)np;
 			pfd[np++] = (struct pollfd){.fd = 1, .events = POLLOUT};
 		}
+		pfd[np++] = (struct pollfd){.fd = fs.sock, .events = POLLIN};
+		pfd[np++] = (struct pollfd){.fd = fs.old, .events = POLLIN};
 		ikid = np;
 		for (i = 0; i < nkids; i++)
 			pfd[np++] =
@@ -1049,6 +1137,7 @@ main(int argc, char **argv)
 					stopping = 1;
 				} else if (si.ssi_signo == SIGHUP) {
 					read_controls(0);
+					fsc_close(&fs, 0); /* and moat-remote */
 					run_all();
 				}
 			}
@@ -1065,6 +1154,8 @@ main(int argc, char **argv)
 		if (pout != -1 && pfd[pout].revents)
 			flush_out();
 	}
+	fs.stopping = 1;
+	fsc_close(&fs, 1);
 	job_free(&j);
 	str_free(&in);
 	free(pfd);

@@ -232,6 +232,7 @@ forkserver(int *argc, char ***argv)
 	sa.sa_handler = on_chld;
 	sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
 	sigaction(SIGCHLD, &sa, 0);
+	reply((int)s, FS_READY, getpid(), 0);
 	for (;;) {
 		struct pollfd p[2] = {{(int)s, POLLIN, 0}, {chld[0], POLLIN, 0}};
 		char drain[64];

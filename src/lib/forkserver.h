@@ -14,7 +14,9 @@
  * so each still gets a process of its own that nothing else has touched;
  * only the exec, the dynamic loader and libc's start-up are saved.
  *
- * Replies, each a struct fs_reply: FS_STARTED with the child's pid (or
+ * Replies, each a struct fs_reply: FS_READY first, once the server is
+ * up (a program that never says it is not a fork server); FS_STARTED with
+ * the child's pid (or
  * FS_FAILED with an errno) once per request, in order; FS_ENDED with the
  * pid and wait status when a child ends, never before its FS_STARTED.
  */
@@ -27,7 +29,7 @@
 #define FS_REQ_MAX 65536         /* bytes of one request */
 #define FS_ARGS_MAX 2048         /* arguments in one request */
 
-enum { FS_STARTED = 1, FS_FAILED = 2, FS_ENDED = 3 };
+enum { FS_STARTED = 1, FS_FAILED = 2, FS_ENDED = 3, FS_READY = 4 };
 
 struct fs_reply {
 	int what;   /* FS_* */

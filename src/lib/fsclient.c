@@ -19,8 +19,7 @@
 #include "log.h"
 
 #define FS_WAIT_MS 2000    /* longest wait for the server's answer */
-#define FS_FIRST_MS 10000  /* the same for its first, which waits for its
-                            * start (slow under load, or a sanitizer) */
+#define FS_FIRST_MS 10000  /* for FS_READY after its start */
 #define FS_RESTART_MS 1000 /* least time between two starts */
 #define FS_FDS_MAX 4
 
@@ -48,6 +47,31 @@ fsc_add(str *req, const char *name, const char *value)
 	if (value && (str_catc(req, '=') == -1 || str_cats(req, value) == -1))
 		return -1;
 	return str_catc(req, 0);
+}
+
+/* the new server's first word: 1 FS_READY, 0 anything else or nothing
+ * in FS_FIRST_MS (its start is slow under load, or a sanitizer) */
+static int
+ready(struct fsc *f)
+{
+	long long deadline = fsc_now_ms() + FS_FIRST_MS;
+	struct pollfd p = {f->sock, POLLIN, 0};
+	struct fs_reply r;
+
+	for (;;) {
+		long long t = fsc_now_ms();
+		int k;
+
+		if (t >= deadline)
+			return 0;
+		k = poll(&p, 1, (int)(deadline - t));
+		if (k == -1 && errno != EINTR)
+			return 0;
+		if (k > 0)
+			break;
+	}
+	return recv(f->sock, &r, sizeof r, MSG_DONTWAIT) == sizeof r &&
+	       r.what == FS_READY;
 }
 
 static void
@@ -88,6 +112,15 @@ start(struct fsc *f)
 	f->sock = sv[0];
 	f->pid = pid;
 	f->used = 0;
+	if (!ready(f)) {
+		log_msg("%s is not a fork server (it did not say it is "
+		        "ready); running it for each request", f->prog[0]);
+		f->disabled = 1;
+		kill(pid, SIGKILL);
+		close(f->sock);
+		f->sock = -1;
+		return;
+	}
 	log_msg("fork server pid %ld", (long)pid);
 }
 
@@ -220,7 +253,8 @@ fsc_spawn(struct fsc *f, const int *fds, int nfd, const str *req)
 	struct cmsghdr *cm;
 	long long deadline;
 
-	if (nfd < 1 || nfd > FS_FDS_MAX || req->len > FS_REQ_MAX)
+	if (f->disabled || nfd < 1 || nfd > FS_FDS_MAX ||
+	    req->len > FS_REQ_MAX)
 		return -1;
 	if (f->sock == -1 && fsc_now_ms() >= f->next_start)
 		start(f);
@@ -243,7 +277,7 @@ fsc_spawn(struct fsc *f, const int *fds, int nfd, const str *req)
 		lost(f, strerror(errno));
 		return -1;
 	}
-	deadline = fsc_now_ms() + (f->used ? FS_WAIT_MS : FS_FIRST_MS);
+	deadline = fsc_now_ms() + FS_WAIT_MS;
 	for (;;) {
 		struct pollfd p = {f->sock, POLLIN, 0};
 		struct fs_reply r;

@@ -28,6 +28,7 @@ struct fsc {
 	pid_t pid;     /* the server; 0: none */
 	unsigned long used;
 	long long next_start; /* ms, CLOCK_MONOTONIC */
+	int disabled;         /* the program is not a fork server */
 };
 
 void fsc_init(struct fsc *f);

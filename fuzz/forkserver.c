@@ -1,12 +1,13 @@
 /*
  * forkserver.c: fuzz target for fs_var_ok() of forkserver.h, the check of
- * the variables a fork server's child sets for its connection.
+ * the variables a fork server's child sets (moat-smtpd's connection
+ * variables, moat-remote's MOAT_DOWN_HOSTS).
  *
  * The input is read as a request's variables: NUL-separated pieces, each
  * checked on its own (copied to a buffer of exactly its length, so a read
  * past it is caught), and the whole input as one piece, NULs and all.
  * fs_var_ok must say yes exactly when the name before the first '=' is one
- * of the seven a request may set and every byte after it is printable
+ * of the eight a request may set and every byte after it is printable
  * ASCII other than space (0x21 to 0x7e): so no request can set PATH or
  * LD_PRELOAD, nor put a control byte, a space or a NUL into a value.
  */
@@ -20,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const names[] = {
 	"PROTO",         "TCPLOCALIP",    "TCPLOCALPORT", "TCPREMOTEIP",
-	"TCPREMOTEPORT", "TCPREMOTEHOST", "RELAYCLIENT",
+	"TCPREMOTEPORT", "TCPREMOTEHOST", "RELAYCLIENT",  "MOAT_DOWN_HOSTS",
 };
 
 /* what fs_var_ok must answer, worked out here independently */

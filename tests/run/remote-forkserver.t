@@ -20,6 +20,7 @@ away" and the next is delivered; SIGHUP: a new server for the next job;
 the 101st job gets a new server; at end of input moat-rspawn exits 0 and
 leaves no moat-remote and no server behind.
 """
+import atexit
 import json
 import os
 import re
@@ -63,6 +64,22 @@ except (OSError, subprocess.TimeoutExpired):
 TMP = tempfile.mkdtemp(prefix="moat-remote-fs-t-")
 give_away(TMP)
 STOP = []  # things to stop at the end, whatever happens
+
+
+def cleanup():
+    while STOP:
+        try:
+            STOP.pop().stop()
+        except Exception as e:  # noqa: BLE001
+            t.diag("stop: %r" % e)
+    subprocess.run(["rm", "-rf", TMP])
+
+
+# an exception, or SIGTERM/SIGHUP (a harness that gives up), still stops
+# the peers and moat-rspawn
+atexit.register(cleanup)
+for sig in (signal.SIGTERM, signal.SIGHUP):
+    signal.signal(sig, lambda *a: sys.exit(1))
 
 
 # ---- peers ----
@@ -660,11 +677,6 @@ try:
          "end of input: exit 0, nothing left", (rc, sp.log()))
 finally:
     sp.stop()
-    for s in reversed(STOP):
-        try:
-            s.stop()
-        except Exception as e:  # noqa: BLE001
-            t.diag("stop: %r" % e)
+    cleanup()
     remove_root(root)
-    subprocess.run(["rm", "-rf", TMP])
 t.done()

@@ -49,8 +49,9 @@ fsc_add(str *req, const char *name, const char *value)
 	return str_catc(req, 0);
 }
 
-/* the new server's first word: 1 FS_READY, 0 anything else or nothing
- * in FS_FIRST_MS (its start is slow under load, or a sanitizer) */
+/* the new server's first word: 1 FS_READY; 0 anything else, or end of
+ * file (not a fork server); -1 nothing in FS_FIRST_MS (a slow start, under
+ * load or a sanitizer: try again later) */
 static int
 ready(struct fsc *f)
 {
@@ -63,10 +64,10 @@ ready(struct fsc *f)
 		int k;
 
 		if (t >= deadline)
-			return 0;
+			return -1;
 		k = poll(&p, 1, (int)(deadline - t));
 		if (k == -1 && errno != EINTR)
-			return 0;
+			return -1;
 		if (k > 0)
 			break;
 	}
@@ -112,13 +113,23 @@ start(struct fsc *f)
 	f->sock = sv[0];
 	f->pid = pid;
 	f->used = 0;
-	if (!ready(f)) {
+	switch (ready(f)) {
+	case 1:
+		break;
+	case 0:
 		log_msg("%s is not a fork server (it did not say it is "
 		        "ready); running it for each request", f->prog[0]);
 		f->disabled = 1;
+		/* fall through */
+	default:
+		if (!f->disabled)
+			log_msg("fork server pid %ld: not ready in time; "
+			        "killed", (long)pid);
 		kill(pid, SIGKILL);
 		close(f->sock);
 		f->sock = -1;
+		f->old_pid = pid; /* reaped by the caller */
+		f->pid = 0;
 		return;
 	}
 	log_msg("fork server pid %ld", (long)pid);
@@ -171,6 +182,10 @@ fsc_close(struct fsc *f, int wait)
 {
 	if (f->sock == -1)
 		return;
+	if (f->pid) { /* its end is still to be reaped, and logged */
+		f->old_pid = f->pid;
+		f->pid = 0;
+	}
 	shutdown(f->sock, SHUT_WR);
 	if (f->old != -1)
 		finish(f, f->old);
@@ -234,10 +249,13 @@ fsc_drain(struct fsc *f)
 int
 fsc_reaped(struct fsc *f, pid_t pid, int status)
 {
-	if (!f->pid || pid != f->pid)
+	if (pid <= 0 || (pid != f->pid && pid != f->old_pid))
 		return 0;
 	log_msg("fork server pid %ld ended, status %d", (long)pid, status);
-	f->pid = 0;
+	if (pid == f->pid)
+		f->pid = 0;
+	else
+		f->old_pid = 0;
 	return 1;
 }
 

@@ -26,6 +26,7 @@ struct fsc {
 	/* the state */
 	int sock, old; /* to the server, to the one before (-1: none) */
 	pid_t pid;     /* the server; 0: none */
+	pid_t old_pid; /* the one before, until it is reaped */
 	unsigned long used;
 	long long next_start; /* ms, CLOCK_MONOTONIC */
 	int disabled;         /* the program is not a fork server */

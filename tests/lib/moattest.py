@@ -276,3 +276,23 @@ def pids_of(name, ancestor):
         if q == ancestor:
             out.append(p)
     return out
+
+
+def full_listener(host, port, fill=3):
+    """a listener whose accept queue is full, so that connects to it time
+    out: the listening socket and the connections that fill it (close
+    them all when done)"""
+    lsock = socket.socket()
+    lsock.bind((host, port))
+    lsock.listen(0)
+    conns = []
+    for _ in range(fill):
+        c = socket.socket()
+        c.setblocking(False)
+        try:
+            c.connect((host, port))
+        except BlockingIOError:
+            pass
+        conns.append(c)
+    time.sleep(0.2)
+    return lsock, conns

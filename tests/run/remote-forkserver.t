@@ -38,7 +38,7 @@ LIB = os.path.join(HERE, "..", "lib")
 sys.path.insert(0, LIB)
 import moattest  # noqa: E402
 from moattest import (Tap, make_root, remove_root, give_away,  # noqa: E402
-                      wait_for, pids_of)
+                      wait_for, pids_of, full_listener)
 import dnstest  # noqa: E402
 
 BIN = os.environ.get("MOAT_BIN") or os.path.join(HERE, "..", "..", "bin")
@@ -471,19 +471,7 @@ try:
     # -------------------------------------------------- MOAT_DOWN_HOSTS
     if dns:
         # 127.0.0.5: a listener whose queue is full, so connects time out
-        lsock = socket.socket()
-        lsock.bind(("127.0.0.5", PORT))
-        lsock.listen(0)
-        fill = []
-        for _ in range(3):
-            c = socket.socket()
-            c.setblocking(False)
-            try:
-                c.connect(("127.0.0.5", PORT))
-            except BlockingIOError:
-                pass
-            fill.append(c)
-        time.sleep(0.2)
+        lsock, fill = full_listener("127.0.0.5", PORT)
         sp.send(job(6, 1006, "s6@localhost", ["u@to.test"]))
         res = sp.wait([6])
         t.ok(res.get(6) and res[6][0][0] == "Z" and

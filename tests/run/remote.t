@@ -33,7 +33,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 import moattest  # noqa: E402
-from moattest import Tap, make_root, remove_root, write_control  # noqa: E402
+from moattest import (Tap, make_root, remove_root, write_control,  # noqa
+                      full_listener)
 import dnstest  # noqa: E402
 
 if not os.environ.get("MOAT_BIN"):
@@ -509,19 +510,7 @@ def test_down_and_timeout():
     t.ok(len(p1.records()) == 1, "the down host got it")
     stop_all()
     # a listener whose queue is full: connects time out
-    lsock = socket.socket()
-    lsock.bind(("127.0.0.5", port))
-    lsock.listen(0)
-    fill = []
-    for _ in range(3):
-        c = socket.socket()
-        c.setblocking(False)
-        try:
-            c.connect(("127.0.0.5", port))
-        except BlockingIOError:
-            pass
-        fill.append(c)
-    time.sleep(0.2)
+    lsock, fill = full_listener("127.0.0.5", port)
     write_control(root, "smtproutes", ":[127.0.0.5]:%d" % port)
     write_control(root, "timeoutconnect", "1")
     r = remote(root, "x.example", ["u@x.example"])

@@ -46,19 +46,16 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "control.h"
 #include "job.h"
+#include "spawner.h"
 #include "log.h"
 #include "paths.h"
 #include "queue.h"
@@ -68,7 +65,6 @@
 #define MAX_OUTSTANDING 10000
 #define REPORT_MAX 1000
 /* the largest well-formed job, with room to spare */
-#define INBUF_MAX ((size_t)(JOB_RCPT_MAX + 4) * (JOB_FIELD_MAX + 3))
 
 struct kid {
 	pid_t pid;
@@ -82,48 +78,11 @@ struct kid {
 static struct kid *kids;
 static size_t nkids, akids;
 
-static str root;      /* absolute */
 static str local_bin; /* moat-local next to us */
 static str defaultdelivery;
-static str out;      /* results not yet written */
-static int out_sock; /* fd 1 is a socket: send() without blocking */
-static int out_dead; /* fd 1 failed; results are discarded */
 static int system_mode;
-static int failed; /* exit 111 at the end */
-
-static void
-nomem(void)
-{
-	die(111, "out of memory");
-}
 
 /* one result with one status for nres recipients */
-static void result(unsigned long n, char status, size_t nres, const char *fmt,
-                   ...) __attribute__((format(printf, 4, 5)));
-
-static void
-result(unsigned long n, char status, size_t nres, const char *fmt, ...)
-{
-	char text[JOB_TEXT_MAX + 1], st[JOB_RCPT_MAX];
-	str texts = STR_INIT;
-	va_list ap;
-	size_t i, tl;
-
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof text, fmt, ap);
-	va_end(ap);
-	tl = strlen(text);
-	if (nres == 0 || nres > JOB_RCPT_MAX)
-		nres = 1;
-	for (i = 0; i < nres; i++) {
-		st[i] = status;
-		if (str_catb(&texts, text, tl + 1) == -1)
-			nomem();
-	}
-	if (!out_dead && result_put(&out, n, st, texts.s, nres) == -1)
-		nomem();
-	str_free(&texts);
-}
 
 /* at start a failure is fatal; after SIGHUP the old value stays */
 static void
@@ -140,9 +99,9 @@ read_defaultdelivery(int fatal)
 		return;
 	}
 	if (v.len == 0 && str_copys(&v, "./Maildir/") == -1)
-		nomem();
+		sp_nomem();
 	if (str_0(&v) == -1)
-		nomem();
+		sp_nomem();
 	str_free(&defaultdelivery);
 	defaultdelivery = v;
 }
@@ -163,20 +122,6 @@ child_fail(const char *what, int e)
 	_exit(111);
 }
 
-static void
-close_others(void)
-{
-	long max, fd;
-
-	if (close_range(3, ~0U, 0) == 0)
-		return;
-	max = sysconf(_SC_OPEN_MAX);
-	if (max < 0 || max > 65536)
-		max = 65536;
-	for (fd = 3; fd < max; fd++)
-		close((int)fd);
-}
-
 static _Noreturn void
 child(int mess, int w, const struct user *u, const char *local,
       const char *domain, const char *sender)
@@ -192,7 +137,7 @@ child(int mess, int w, const struct user *u, const char *local,
 		_exit(111);
 	if (dup2(mess, 0) == -1)
 		child_fail("unable to set up the message descriptor", errno);
-	close_others();
+	sp_close_others();
 	if (system_mode) {
 		if (setgroups(1, &u->gid) == -1)
 			child_fail("unable to set groups", errno);
@@ -208,7 +153,7 @@ child(int mess, int w, const struct user *u, const char *local,
 	if (getuid() == 0 || geteuid() == 0)
 		child_fail("refusing to run moat-local as root", EPERM);
 	if (str_copys(&rootenv, "MOAT_ROOT=") == -1 ||
-	    str_cats(&rootenv, root.s) == -1 || str_0(&rootenv) == -1)
+	    str_cats(&rootenv, sp.root.s) == -1 || str_0(&rootenv) == -1)
 		child_fail("out of memory", ENOMEM);
 	argv[0] = "moat-local";
 	argv[1] = "--"; /* a user name like "-n" is no option */
@@ -254,46 +199,46 @@ start(struct job *j)
 	struct kid *k;
 
 	if (j->nrcpt != 1) {
-		result(j->n, 'D', j->nrcpt,
+		sp_result(j->n, 'D', j->nrcpt,
 		       "moat-lspawn: protocol error: a local delivery job "
 		       "carries exactly one recipient (#5.3.5)");
 		return;
 	}
 	at = strrchr(rcpt, '@');
 	if (!at) {
-		result(j->n, 'D', 1,
+		sp_result(j->n, 'D', 1,
 		       "moat-lspawn: protocol error: recipient "
 		       "without a domain (#5.1.3)");
 		return;
 	}
 	llen = (size_t)(at - rcpt);
 	if (llen == 0) {
-		result(j->n, 'K', 1,
+		sp_result(j->n, 'K', 1,
 		       "Trash address: empty local part, "
 		       "nothing delivered. (#2.0.0)");
 		return;
 	}
-	r = users_lookup(root.s, rcpt, llen, system_mode ? USERS_SYSTEM : 0,
+	r = users_lookup(sp.root.s, rcpt, llen, system_mode ? USERS_SYSTEM : 0,
 	                 &u);
 	if (r == -1) {
-		result(j->n, 'Z', 1,
+		sp_result(j->n, 'Z', 1,
 		       "Temporary failure looking up the "
 		       "recipient: %s. (#4.3.0)",
 		       lookup_error(errno));
 		goto done;
 	}
 	if (r == 0) {
-		result(j->n, 'D', 1,
+		sp_result(j->n, 'D', 1,
 		       "Sorry, no mailbox here by that name. "
 		       "(#5.1.1)");
 		goto done;
 	}
 	if (u.uid == 0) {
-		result(j->n, 'Z', 1, "refusing to deliver as root (#4.3.0)");
+		sp_result(j->n, 'Z', 1, "refusing to deliver as root (#4.3.0)");
 		goto done;
 	}
 	if (!system_mode && u.uid != geteuid()) {
-		result(j->n, 'Z', 1,
+		sp_result(j->n, 'Z', 1,
 		       "the user table gives uid %lu, but this "
 		       "single-user moat runs as uid %lu and "
 		       "cannot deliver as anyone else (#4.3.0)",
@@ -301,19 +246,19 @@ start(struct job *j)
 		goto done;
 	}
 	if (queue_file(&rel, "queue/mess", j->id) == -1 ||
-	    str_copyb(&path, root.s, root.len) == -1 ||
+	    str_copyb(&path, sp.root.s, sp.root.len) == -1 ||
 	    str_catc(&path, '/') == -1 ||
 	    str_catb(&path, rel.s, rel.len) == -1 || str_0(&path) == -1)
-		nomem();
+		sp_nomem();
 	mess = open(path.s, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (mess == -1) {
 		if (errno == ENOENT)
-			result(j->n, 'Z', 1,
+			sp_result(j->n, 'Z', 1,
 			       "moat-lspawn: the message file "
 			       "queue/%s is missing (#4.3.0)",
 			       rel.s + 6);
 		else
-			result(j->n, 'Z', 1,
+			sp_result(j->n, 'Z', 1,
 			       "moat-lspawn: unable to open the "
 			       "message file: %s (#4.3.0)",
 			       strerror(errno));
@@ -323,12 +268,12 @@ start(struct job *j)
 		size_t na = akids ? akids * 2 : 16;
 		struct kid *nk = realloc(kids, na * sizeof *kids);
 		if (!nk)
-			nomem();
+			sp_nomem();
 		kids = nk;
 		akids = na;
 	}
 	if (pipe2(pi, O_CLOEXEC) == -1) {
-		result(j->n, 'Z', 1,
+		sp_result(j->n, 'Z', 1,
 		       "moat-lspawn: unable to create a pipe: %s "
 		       "(#4.3.0)",
 		       strerror(errno));
@@ -343,7 +288,7 @@ start(struct job *j)
 	close(pi[1]);
 	close(mess);
 	if (pid == -1) {
-		result(j->n, 'Z', 1, "moat-lspawn: unable to fork: %s (#4.3.0)",
+		sp_result(j->n, 'Z', 1, "moat-lspawn: unable to fork: %s (#4.3.0)",
 		       strerror(errno));
 		close(pi[0]);
 		goto done;
@@ -379,7 +324,7 @@ drain(struct kid *k)
 			size_t take = (size_t)n < room ? (size_t)n : room;
 
 			if (take && str_catb(&k->report, buf, take) == -1)
-				nomem();
+				sp_nomem();
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -411,7 +356,7 @@ finish(struct kid *k)
 		}
 	}
 	if (str_0(&k->report) == -1)
-		nomem();
+		sp_nomem();
 	s = k->report.s;
 	len = k->report.len;
 	for (i = 0; i < len; i++)
@@ -438,7 +383,7 @@ finish(struct kid *k)
 		len = 0;
 		def = "moat-local crashed or was killed (#4.3.0)";
 	}
-	result(k->n, status, 1, "%s", len ? s : def);
+	sp_result(k->n, status, 1, "%s", len ? s : def);
 	str_free(&k->report);
 	*k = kids[--nkids];
 }
@@ -468,129 +413,30 @@ reap(void)
 
 /* ---- results out ---- */
 
-static void
-flush_out(void)
-{
-	ssize_t w;
-	size_t n = out.len;
-
-	if (!n)
-		return;
-	if (out_sock) {
-		w = send(1, out.s, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-	} else {
-		/* after POLLOUT a pipe takes PIPE_BUF bytes without blocking */
-		if (n > PIPE_BUF)
-			n = PIPE_BUF;
-		w = write(1, out.s, n);
-	}
-	if (w < 0) {
-		if (errno == EINTR || errno == EAGAIN)
-			return;
-		log_sys("unable to write results");
-		out_dead = 1;
-		failed = 1;
-		out.len = 0;
-		return;
-	}
-	memmove(out.s, out.s + w, out.len - (size_t)w);
-	out.len -= (size_t)w;
-}
-
 /* ---- the loop ---- */
 
+/* a job from moat-send: started, or -1 (too many at once) */
 static int
-read_jobs(str *in, struct job *j)
+take(struct job *j)
 {
-	char buf[65536];
-	ssize_t n = read(0, buf, sizeof buf);
-	int r;
-
-	if (n < 0) {
-		if (errno == EINTR || errno == EAGAIN)
-			return 1;
-		log_sys("unable to read jobs");
-		failed = 1;
-		return 0;
+	if (nkids >= MAX_OUTSTANDING) {
+		log_msg("protocol error: more than %d deliveries at once",
+		        MAX_OUTSTANDING);
+		sp_result(j->n, 'Z', j->nrcpt,
+		          "moat-lspawn: too many deliveries at once (#4.3.0)");
+		return -1;
 	}
-	if (n == 0) {
-		if (in->len) {
-			log_msg("protocol error: end of input inside a job");
-			failed = 1;
-		}
-		return 0;
-	}
-	if (str_catb(in, buf, (size_t)n) == -1)
-		nomem();
-	while ((r = job_get(in, j)) == 1) {
-		if (nkids >= MAX_OUTSTANDING) {
-			log_msg("protocol error: more than %d deliveries at "
-			        "once",
-			        MAX_OUTSTANDING);
-			result(j->n, 'Z', j->nrcpt,
-			       "moat-lspawn: too many deliveries at once "
-			       "(#4.3.0)");
-			failed = 1;
-			return 0;
-		}
-		start(j);
-	}
-	if (r == -1) {
-		if (errno == ENOMEM)
-			nomem();
-		log_msg("protocol error: malformed job");
-		failed = 1;
-		return 0;
-	}
-	if (in->len > INBUF_MAX) {
-		log_msg("protocol error: a job longer than %zu bytes",
-		        (size_t)INBUF_MAX);
-		failed = 1;
-		return 0;
-	}
-	return 1;
+	start(j);
+	return 0;
 }
 
 static void
 setup(void)
 {
-	const char *r = root_dir(0);
-	struct rlimit rl;
-	struct stat st;
-	int fd;
-
-	/* fds 0 and 1 are the protocol; 2 must be open too, so that no
-	 * pipe or message file lands on a standard descriptor */
-	if (fcntl(0, F_GETFD) == -1 || fcntl(1, F_GETFD) == -1)
-		_exit(111);
-	if (fcntl(2, F_GETFD) == -1) {
-		fd = open("/dev/null", O_WRONLY);
-		if (fd != 2)
-			_exit(111);
-	}
-
-	if (r[0] != '/') {
-		char *cwd = getcwd(0, 0);
-
-		if (!cwd)
-			die_sys(111, "unable to find the working directory");
-		if (str_copys(&root, cwd) == -1 || str_catc(&root, '/') == -1)
-			nomem();
-		free(cwd);
-	}
-	if (str_cats(&root, r) == -1 || str_0(&root) == -1)
-		nomem();
-	if (paths_setup_control(root.s) == -1)
-		nomem();
+	sp_setup();
 	read_defaultdelivery(1);
 	if (bin_path(&local_bin, "moat-local") == -1)
 		die_sys(111, "unable to find my own directory");
-	/* every running delivery holds a pipe */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	out_sock = fstat(1, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
 int
@@ -627,13 +473,13 @@ main(int argc, char **argv)
 		size_t np = 0, i, ikid;
 		int pin = -1, pout = -1;
 
-		if (!reading && nkids == 0 && (out.len == 0 || out_dead))
+		if (!reading && nkids == 0 && (sp.out.len == 0 || sp.dead))
 			break;
 		if (apfd < nkids + 3) {
 			size_t na = nkids + 64;
 			struct pollfd *p = realloc(pfd, na * sizeof *pfd);
 			if (!p)
-				nomem();
+				sp_nomem();
 			pfd = p;
 			apfd = na;
 		}
@@ -642,7 +488,7 @@ main(int argc, char **argv)
 			pin = (int)np;
 			pfd[np++] = (struct pollfd){.fd = 0, .events = POLLIN};
 		}
-		if (out.len && !out_dead) {
+		if (sp.out.len && !sp.dead) {
 			pout = (int)np;
 			pfd[np++] = (struct pollfd){.fd = 1, .events = POLLOUT};
 		}
@@ -675,13 +521,13 @@ main(int argc, char **argv)
 				drain(&kids[i]);
 		reap();
 		if (pin != -1 && reading && pfd[pin].revents)
-			reading = read_jobs(&in, &j);
+			reading = sp_read_jobs(&in, &j, take);
 		if (pout != -1 && pfd[pout].revents)
-			flush_out();
+			sp_flush();
 	}
 	job_free(&j);
 	str_free(&in);
 	free(pfd);
 	free(kids);
-	return failed || out_dead ? 111 : 0;
+	return sp.failed || sp.dead ? 111 : 0;
 }

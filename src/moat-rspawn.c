@@ -77,16 +77,12 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -94,6 +90,7 @@
 #include "control.h"
 #include "fsclient.h"
 #include "job.h"
+#include "spawner.h"
 #include "log.h"
 #include "paths.h"
 #include "queue.h"
@@ -106,7 +103,6 @@
 #define CONC_MAX 65000        /* highest concurrencydomain honoured */
 #define DOM_BUCKETS 4096
 /* the largest well-formed job, with room to spare */
-#define INBUF_MAX ((size_t)(JOB_RCPT_MAX + 4) * (JOB_FIELD_MAX + 3))
 
 static const char crashed[] = "moat-remote crashed or was killed (#4.3.0)";
 
@@ -154,23 +150,12 @@ static struct down downs[DOWN_TABLE];
 static size_t ndown;
 static unsigned long long down_seq;
 
-static str root;       /* absolute */
 static str remote_bin; /* moat-remote next to us */
 static unsigned long long conc_dom = 10;
 static unsigned long long down_period = 3600;
-static str out;      /* results not yet written */
-static int out_sock; /* fd 1 is a socket: send() without blocking */
-static int out_dead; /* fd 1 failed; results are discarded */
-static int failed;   /* exit 111 at the end */
 static int stopping; /* no more jobs start */
 static struct fsc fs; /* moat-remote as a fork server */
 #define FS_MAX_USE 100 /* deliveries, then a fresh fork server */
-
-static void
-nomem(void)
-{
-	die(111, "out of memory");
-}
 
 static time_t
 mono(void)
@@ -183,32 +168,6 @@ mono(void)
 }
 
 /* one result with one status and text for nres recipients */
-static void result(unsigned long n, char status, size_t nres, const char *fmt,
-                   ...) __attribute__((format(printf, 4, 5)));
-
-static void
-result(unsigned long n, char status, size_t nres, const char *fmt, ...)
-{
-	char text[JOB_TEXT_MAX + 1], st[JOB_RCPT_MAX];
-	str texts = STR_INIT;
-	va_list ap;
-	size_t i, tl;
-
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof text, fmt, ap);
-	va_end(ap);
-	tl = strlen(text);
-	if (nres == 0 || nres > JOB_RCPT_MAX)
-		nres = 1;
-	for (i = 0; i < nres; i++) {
-		st[i] = status;
-		if (str_catb(&texts, text, tl + 1) == -1)
-			nomem();
-	}
-	if (!out_dead && result_put(&out, n, st, texts.s, nres) == -1)
-		nomem();
-	str_free(&texts);
-}
 
 /* ---- control files ---- */
 
@@ -297,13 +256,13 @@ down_env(str *env)
 	down_expire(mono());
 	qsort(downs, ndown, sizeof *downs, newest_first);
 	if (str_copys(env, "MOAT_DOWN_HOSTS=") == -1)
-		nomem();
+		sp_nomem();
 	for (i = 0; i < ndown && i < DOWN_PASS; i++)
 		if ((i && str_catc(env, ',') == -1) ||
 		    str_cats(env, downs[i].ip) == -1)
-			nomem();
+			sp_nomem();
 	if (str_0(env) == -1)
-		nomem();
+		sp_nomem();
 }
 
 /* canonical text of an IPv4 or IPv6 address into buf; -1 if not one */
@@ -346,7 +305,7 @@ dom_get(const char *s, size_t len)
 			return d;
 	d = calloc(1, sizeof *d);
 	if (!d || !(d->name = malloc(len + 1)))
-		nomem();
+		sp_nomem();
 	for (i = 0; i < len; i++) {
 		char c = s[i];
 		d->name[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
@@ -417,20 +376,6 @@ child_fail(size_t nrcpt, const char *what, int e)
 	_exit(0);
 }
 
-static void
-close_others(void)
-{
-	long max, fd;
-
-	if (close_range(3, ~0U, 0) == 0)
-		return;
-	max = sysconf(_SC_OPEN_MAX);
-	if (max < 0 || max > 65536)
-		max = 65536;
-	for (fd = 3; fd < max; fd++)
-		close((int)fd);
-}
-
 static _Noreturn void
 child(int mess, int w, char **argv, char **envp, size_t nrcpt)
 {
@@ -444,7 +389,7 @@ child(int mess, int w, char **argv, char **envp, size_t nrcpt)
 	if (dup2(mess, 0) == -1)
 		child_fail(nrcpt, "unable to set up the message descriptor",
 		           errno);
-	close_others();
+	sp_close_others();
 	if (getuid() == 0 || geteuid() == 0)
 		child_fail(nrcpt, "refusing to run moat-remote as root", EPERM);
 	execve(remote_bin.s, argv, envp);
@@ -466,10 +411,10 @@ remote_spawn(int mess, int report, char **argv, const char *downenv)
 	fds[1] = report;
 	req.len = 0;
 	if (fsc_add(&req, downenv, 0) == -1 || str_catc(&req, 0) == -1)
-		nomem();
+		sp_nomem();
 	for (i = 0; argv[i]; i++)
 		if (fsc_add(&req, argv[i], 0) == -1)
-			nomem();
+			sp_nomem();
 	return fsc_spawn(&fs, fds, 2, &req);
 }
 
@@ -486,17 +431,17 @@ launch(struct dom *d, struct pend *p)
 	struct kid *k;
 
 	if (queue_file(&rel, "queue/mess", p->id) == -1 ||
-	    root_path(&path, root.s, rel.s) == -1)
-		nomem();
+	    root_path(&path, sp.root.s, rel.s) == -1)
+		sp_nomem();
 	mess = open(path.s, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (mess == -1) {
 		if (errno == ENOENT)
-			result(p->n, 'Z', p->nrcpt,
+			sp_result(p->n, 'Z', p->nrcpt,
 			       "moat-rspawn: the message file queue/%s is "
 			       "missing (#4.3.0)",
 			       rel.s + 6);
 		else
-			result(p->n, 'Z', p->nrcpt,
+			sp_result(p->n, 'Z', p->nrcpt,
 			       "moat-rspawn: unable to open the message "
 			       "file: %s (#4.3.0)",
 			       strerror(errno));
@@ -506,13 +451,13 @@ launch(struct dom *d, struct pend *p)
 		size_t na = akids ? akids * 2 : 16;
 		struct kid *nk = realloc(kids, na * sizeof *kids);
 		if (!nk)
-			nomem();
+			sp_nomem();
 		kids = nk;
 		akids = na;
 	}
 	argv = calloc(p->nrcpt + 4, sizeof *argv);
 	if (!argv)
-		nomem();
+		sp_nomem();
 	argv[0] = "moat-remote";
 	argv[1] = strrchr(p->rcpts.s, '@') + 1; /* as given; checked */
 	argv[2] = p->sender.s;
@@ -521,15 +466,15 @@ launch(struct dom *d, struct pend *p)
 		off += strlen(p->rcpts.s + off) + 1;
 	}
 	if (str_copys(&rootenv, "MOAT_ROOT=") == -1 ||
-	    str_cats(&rootenv, root.s) == -1 || str_0(&rootenv) == -1)
-		nomem();
+	    str_cats(&rootenv, sp.root.s) == -1 || str_0(&rootenv) == -1)
+		sp_nomem();
 	down_env(&downenv);
 	envp[0] = "PATH=/usr/bin:/bin";
 	envp[1] = rootenv.s;
 	envp[2] = downenv.s;
 	envp[3] = 0;
 	if (pipe2(pi, O_CLOEXEC) == -1) {
-		result(p->n, 'Z', p->nrcpt,
+		sp_result(p->n, 'Z', p->nrcpt,
 		       "moat-rspawn: unable to create a pipe: %s (#4.3.0)",
 		       strerror(errno));
 		goto done;
@@ -538,7 +483,7 @@ launch(struct dom *d, struct pend *p)
 	if (pid == -2) { /* a child of the server may have it: defer */
 		close(pi[1]);
 		close(pi[0]);
-		result(p->n, 'Z', p->nrcpt,
+		sp_result(p->n, 'Z', p->nrcpt,
 		       "moat-rspawn: the fork server went away (#4.3.0)");
 		goto done;
 	}
@@ -548,7 +493,7 @@ launch(struct dom *d, struct pend *p)
 		child(mess, pi[1], argv, envp, p->nrcpt);
 	close(pi[1]);
 	if (pid == -1) {
-		result(p->n, 'Z', p->nrcpt,
+		sp_result(p->n, 'Z', p->nrcpt,
 		       "moat-rspawn: unable to fork: %s (#4.3.0)",
 		       strerror(errno));
 		close(pi[0]);
@@ -626,7 +571,7 @@ drop_waiting(void)
 				struct pend *p = d->head;
 
 				d->head = p->next;
-				result(p->n, 'Z', p->nrcpt,
+				sp_result(p->n, 'Z', p->nrcpt,
 				       "moat-rspawn: stopping before this "
 				       "delivery started (#4.3.0)");
 				pend_free(p);
@@ -663,7 +608,7 @@ accept_job(struct job *j)
 	dom = domain_of(r, &dlen);
 	if (!dom || !dlen) {
 		log_msg("job %lu: recipient without a domain", j->n);
-		result(j->n, 'Z', j->nrcpt,
+		sp_result(j->n, 'Z', j->nrcpt,
 		       "moat-rspawn: protocol error: a remote recipient "
 		       "without a domain (#4.3.5)");
 		return 0;
@@ -676,7 +621,7 @@ accept_job(struct job *j)
 		if (!o || l != dlen || strncasecmp(o, dom, dlen)) {
 			log_msg("job %lu: recipients in different domains",
 			        j->n);
-			result(j->n, 'Z', j->nrcpt,
+			sp_result(j->n, 'Z', j->nrcpt,
 			       "moat-rspawn: protocol error: recipients "
 			       "of different domains in one job (#4.3.5)");
 			return 0;
@@ -685,14 +630,14 @@ accept_job(struct job *j)
 	d = dom_get(dom, dlen);
 	if (d->running >= conc_dom && nwaiting >= WAIT_MAX) {
 		log_msg("protocol error: more than %d jobs waiting", WAIT_MAX);
-		result(j->n, 'Z', j->nrcpt,
+		sp_result(j->n, 'Z', j->nrcpt,
 		       "moat-rspawn: too many deliveries waiting (#4.3.0)");
 		dom_release(d);
 		return -1;
 	}
 	p = calloc(1, sizeof *p);
 	if (!p)
-		nomem();
+		sp_nomem();
 	p->n = j->n;
 	p->id = j->id;
 	p->nrcpt = j->nrcpt;
@@ -727,7 +672,7 @@ drain(struct kid *k)
 			size_t take = (size_t)n < room ? (size_t)n : room;
 
 			if (take && str_catb(&k->out, buf, take) == -1)
-				nomem();
+				sp_nomem();
 			if (take < (size_t)n)
 				k->overflow = 1;
 			continue;
@@ -760,7 +705,7 @@ cat_text(str *texts, char st, const char *t)
 	if (!*t)
 		t = default_text(st);
 	if (job_cattext(texts, t, strlen(t)) == -1)
-		nomem();
+		sp_nomem();
 }
 
 /*
@@ -859,11 +804,9 @@ finish(struct kid *k)
 		        WEXITSTATUS(k->status));
 	}
 	if (ok) {
-		if (!out_dead &&
-		    result_put(&out, k->n, st, texts.s, k->nrcpt) == -1)
-			nomem();
+		sp_put(k->n, st, texts.s, k->nrcpt);
 	} else {
-		result(k->n, 'Z', k->nrcpt, "%s", crashed);
+		sp_result(k->n, 'Z', k->nrcpt, "%s", crashed);
 	}
 	str_free(&texts);
 	str_free(&k->out);
@@ -903,7 +846,7 @@ server_setup(void)
 	if (fd > 2)
 		close(fd);
 	if (clearenv() != 0 || setenv("PATH", "/usr/bin:/bin", 1) == -1 ||
-	    setenv("MOAT_ROOT", root.s, 1) == -1)
+	    setenv("MOAT_ROOT", sp.root.s, 1) == -1)
 		_exit(111);
 }
 
@@ -928,123 +871,15 @@ reap(void)
 
 /* ---- results out ---- */
 
-static void
-flush_out(void)
-{
-	ssize_t w;
-	size_t n = out.len;
-
-	if (!n)
-		return;
-	if (out_sock) {
-		w = send(1, out.s, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-	} else {
-		/* after POLLOUT a pipe takes PIPE_BUF bytes without blocking */
-		if (n > PIPE_BUF)
-			n = PIPE_BUF;
-		w = write(1, out.s, n);
-	}
-	if (w < 0) {
-		if (errno == EINTR || errno == EAGAIN)
-			return;
-		log_sys("unable to write results");
-		out_dead = 1;
-		failed = 1;
-		out.len = 0;
-		return;
-	}
-	memmove(out.s, out.s + w, out.len - (size_t)w);
-	out.len -= (size_t)w;
-}
-
 /* ---- the loop ---- */
-
-/* 1 to keep reading, 0 to stop */
-static int
-read_jobs(str *in, struct job *j)
-{
-	char buf[65536];
-	ssize_t n = read(0, buf, sizeof buf);
-	int r;
-
-	if (n < 0) {
-		if (errno == EINTR || errno == EAGAIN)
-			return 1;
-		log_sys("unable to read jobs");
-		failed = 1;
-		return 0;
-	}
-	if (n == 0) {
-		if (in->len) {
-			log_msg("protocol error: end of input inside a job");
-			failed = 1;
-		}
-		return 0;
-	}
-	if (str_catb(in, buf, (size_t)n) == -1)
-		nomem();
-	while ((r = job_get(in, j)) == 1) {
-		if (accept_job(j) == -1) {
-			failed = 1;
-			return 0;
-		}
-	}
-	if (r == -1) {
-		if (errno == ENOMEM)
-			nomem();
-		log_msg("protocol error: malformed job");
-		failed = 1;
-		return 0;
-	}
-	if (in->len > INBUF_MAX) {
-		log_msg("protocol error: a job longer than %zu bytes",
-		        (size_t)INBUF_MAX);
-		failed = 1;
-		return 0;
-	}
-	return 1;
-}
 
 static void
 setup(void)
 {
-	const char *r = root_dir(0);
-	struct rlimit rl;
-	struct stat st;
-	int fd;
-
-	/* fds 0 and 1 are the protocol; 2 must be open too, so that no
-	 * pipe or message file lands on a standard descriptor */
-	if (fcntl(0, F_GETFD) == -1 || fcntl(1, F_GETFD) == -1)
-		_exit(111);
-	if (fcntl(2, F_GETFD) == -1) {
-		fd = open("/dev/null", O_WRONLY);
-		if (fd != 2)
-			_exit(111);
-	}
-
-	if (r[0] != '/') {
-		char *cwd = getcwd(0, 0);
-
-		if (!cwd)
-			die_sys(111, "unable to find the working directory");
-		if (str_copys(&root, cwd) == -1 || str_catc(&root, '/') == -1)
-			nomem();
-		free(cwd);
-	}
-	if (str_cats(&root, r) == -1 || str_0(&root) == -1)
-		nomem();
-	if (paths_setup_control(root.s) == -1)
-		nomem();
+	sp_setup();
 	read_controls(1);
 	if (bin_path(&remote_bin, "moat-remote") == -1)
 		die_sys(111, "unable to find my own directory");
-	/* every running delivery holds a pipe */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	out_sock = fstat(1, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
 int
@@ -1096,13 +931,13 @@ main(int argc, char **argv)
 			if (nwaiting)
 				drop_waiting();
 		}
-		if (!reading && nkids == 0 && (out.len == 0 || out_dead))
+		if (!reading && nkids == 0 && (sp.out.len == 0 || sp.dead))
 			break;
 		if (apfd < nkids + 5) {
 			size_t na = nkids + 64;
 			struct pollfd *p = realloc(pfd, na * sizeof *pfd);
 			if (!p)
-				nomem();
+				sp_nomem();
 			pfd = p;
 			apfd = na;
 		}
@@ -1111,7 +946,7 @@ main(int argc, char **argv)
 			pin = (int)np;
 			pfd[np++] = (struct pollfd){.fd = 0, .events = POLLIN};
 		}
-		if (out.len && !out_dead) {
+		if (sp.out.len && !sp.dead) {
 			pout = (int)np;
 			pfd[np++] = (struct pollfd){.fd = 1, .events = POLLOUT};
 		}
@@ -1150,9 +985,9 @@ main(int argc, char **argv)
 				drain(&kids[i]);
 		reap();
 		if (pin != -1 && reading && pfd[pin].revents)
-			reading = read_jobs(&in, &j);
+			reading = sp_read_jobs(&in, &j, accept_job);
 		if (pout != -1 && pfd[pout].revents)
-			flush_out();
+			sp_flush();
 	}
 	fs.stopping = 1;
 	fsc_close(&fs, 1);
@@ -1160,5 +995,5 @@ main(int argc, char **argv)
 	str_free(&in);
 	free(pfd);
 	free(kids);
-	return failed || out_dead ? 111 : 0;
+	return sp.failed || sp.dead ? 111 : 0;
 }

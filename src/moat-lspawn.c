@@ -314,27 +314,9 @@ done:
 static int
 drain(struct kid *k)
 {
-	char buf[4096];
+	int cut = 0;
 
-	for (;;) {
-		ssize_t n = read(k->fd, buf, sizeof buf);
-
-		if (n > 0) {
-			size_t room = REPORT_MAX - k->report.len;
-			size_t take = (size_t)n < room ? (size_t)n : room;
-
-			if (take && str_catb(&k->report, buf, take) == -1)
-				sp_nomem();
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return 1;
-		close(k->fd);
-		k->fd = -1;
-		return 0;
-	}
+	return sp_drain(&k->fd, &k->report, REPORT_MAX, &cut);
 }
 
 static void

@@ -662,29 +662,7 @@ accept_job(struct job *j)
 static int
 drain(struct kid *k)
 {
-	char buf[65536];
-
-	for (;;) {
-		ssize_t n = read(k->fd, buf, sizeof buf);
-
-		if (n > 0) {
-			size_t room = OUT_MAX - k->out.len;
-			size_t take = (size_t)n < room ? (size_t)n : room;
-
-			if (take && str_catb(&k->out, buf, take) == -1)
-				sp_nomem();
-			if (take < (size_t)n)
-				k->overflow = 1;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return 1;
-		close(k->fd);
-		k->fd = -1;
-		return 0;
-	}
+	return sp_drain(&k->fd, &k->out, OUT_MAX, &k->overflow);
 }
 
 static const char *

@@ -172,6 +172,34 @@ sp_read_jobs(str *in, struct job *j, int (*take)(struct job *))
 	return 1;
 }
 
+int
+sp_drain(int *fd, str *out, size_t max, int *cut)
+{
+	char buf[65536];
+
+	for (;;) {
+		ssize_t n = read(*fd, buf, sizeof buf);
+
+		if (n > 0) {
+			size_t room = max - out->len;
+			size_t take = (size_t)n < room ? (size_t)n : room;
+
+			if (take && str_catb(out, buf, take) == -1)
+				sp_nomem();
+			if (take < (size_t)n)
+				*cut = 1;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 1;
+		close(*fd);
+		*fd = -1;
+		return 0;
+	}
+}
+
 void
 sp_close_others(void)
 {

@@ -38,6 +38,10 @@ void sp_flush(void);
  * error (sp.failed set) */
 int sp_read_jobs(str *in, struct job *j, int (*take)(struct job *));
 
+/* read what a child wrote on *fd, keeping the first max bytes in out (*cut
+ * set when more came): 1 more may come, 0 end of file (*fd closed, -1) */
+int sp_drain(int *fd, str *out, size_t max, int *cut);
+
 /* in a child: close every descriptor from 3 up */
 void sp_close_others(void);
 

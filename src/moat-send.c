@@ -67,6 +67,7 @@
 #include "control.h"
 #include "date.h"
 #include "dsn.h"
+#include "io.h"
 #include "envelope.h"
 #include "job.h"
 #include "lasterr.h"
@@ -399,24 +400,7 @@ qpath(char *buf, size_t size, const char *dir, unsigned long long id)
 static int
 slurp(const char *fn, str *out)
 {
-	int fd = open(fn, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	ssize_t n;
-
-	out->len = 0;
-	if (fd == -1)
-		return -1;
-	for (;;) {
-		if (str_readyplus(out, 8192) == -1) {
-			close(fd);
-			return -1;
-		}
-		n = read(fd, out->s + out->len, out->a - out->len);
-		if (n <= 0)
-			break;
-		out->len += (size_t)n;
-	}
-	close(fd);
-	return n < 0 ? -1 : 0;
+	return io_readfile(fn, out, (size_t)-1, O_NOFOLLOW);
 }
 
 static int

@@ -126,6 +126,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "io.h"
 #include "ipmatch.h"
 #include "json.h"
 #include "lasterr.h"
@@ -927,25 +928,7 @@ cmd_run(int argc, char **argv)
 static int
 slurp(const char *path, str *out)
 {
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), e;
-	char buf[8192];
-	ssize_t n;
-
-	out->len = 0;
-	if (fd == -1)
-		return -1;
-	while ((n = read(fd, buf, sizeof buf)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 || str_catb(out, buf, (size_t)n) == -1) {
-			e = errno;
-			close(fd);
-			errno = e;
-			return -1;
-		}
-	}
-	close(fd);
-	return 0;
+	return io_readfile(path, out, (size_t)-1, O_NOFOLLOW);
 }
 
 /* the options of the operator commands; the rest are arguments */

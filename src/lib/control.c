@@ -6,6 +6,7 @@
  * what they need at start, or again after SIGHUP.
  */
 #include "control.h"
+#include "io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -102,38 +103,18 @@ static int
 slurp(const char *name, str *out)
 {
 	str p = STR_INIT;
-	int fd, r = -1;
+	int r, e;
 
 	out->len = 0;
 	if (ctl_path(&p, name, "") == -1)
 		return -1;
-	fd = open(p.s, O_RDONLY | O_CLOEXEC);
+	r = io_readfile(p.s, out, CTL_MAXBYTES, 0);
+	e = errno;
 	str_free(&p);
-	if (fd == -1)
+	errno = e;
+	if (r == -1)
 		return errno == ENOENT ? 0 : -1;
-	for (;;) {
-		ssize_t n;
-
-		if (str_readyplus(out, 4096) == -1)
-			break;
-		n = read(fd, out->s + out->len, out->a - out->len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (n == 0) {
-			r = 1;
-			break;
-		}
-		out->len += (size_t)n;
-		if (out->len > CTL_MAXBYTES) {
-			errno = EFBIG;
-			break;
-		}
-	}
-	close(fd);
-	return r;
+	return 1;
 }
 
 static int

@@ -7,6 +7,7 @@
 #include "io.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <string.h>
@@ -218,4 +219,39 @@ int
 io_puts(io *x, const char *s)
 {
 	return io_put(x, s, strlen(s));
+}
+
+int
+io_readfile(const char *path, str *out, size_t max, int flags)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | flags), e;
+
+	out->len = 0;
+	if (fd == -1)
+		return -1;
+	for (;;) {
+		ssize_t n;
+
+		if (str_readyplus(out, 65536) == -1)
+			break;
+		n = read(fd, out->s + out->len, out->a - out->len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (n == 0) {
+			close(fd);
+			return 0;
+		}
+		out->len += (size_t)n;
+		if (out->len > max) {
+			errno = EFBIG;
+			break;
+		}
+	}
+	e = errno;
+	close(fd);
+	errno = e;
+	return -1;
 }

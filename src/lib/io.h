@@ -48,4 +48,9 @@ int io_flush(io *);
 /* write all of buf to fd, waiting at most timeout seconds each time */
 int io_writeall(int fd, const char *, size_t, int timeout);
 
+/* the whole file at path into out (what out held is replaced), opened with
+ * O_RDONLY | O_CLOEXEC | flags (O_NOFOLLOW, say): 0, or -1 with errno
+ * (EFBIG once it passes max bytes) */
+int io_readfile(const char *path, str *out, size_t max, int flags);
+
 #endif

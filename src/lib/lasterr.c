@@ -120,36 +120,9 @@ lasterr_parse(struct lasterr *le)
 static int
 slurp(const char *path, str *out, size_t max)
 {
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	ssize_t r;
-
-	out->len = 0;
-	if (fd == -1)
+	if (io_readfile(path, out, max, O_NOFOLLOW) == -1)
 		return errno == ENOENT ? 0 : -1;
-	for (;;) {
-		if (str_readyplus(out, 65536) == -1)
-			goto fail;
-		r = read(fd, out->s + out->len, out->a - out->len);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			goto fail;
-		if (r == 0)
-			break;
-		out->len += (size_t)r;
-		if (out->len > max) {
-			errno = EFBIG;
-			goto fail;
-		}
-	}
-	close(fd);
 	return 0;
-fail : {
-	int e = errno;
-	close(fd);
-	errno = e;
-}
-	return -1;
 }
 
 int

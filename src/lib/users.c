@@ -16,6 +16,7 @@
  * than misread.
  */
 #include "users.h"
+#include "io.h"
 #include "privs.h"
 
 #include <cdb.h>
@@ -109,38 +110,7 @@ syntax(unsigned long line, const char *what)
 static int
 slurp(const char *path, str *out, size_t max)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	out->len = 0;
-	if (fd == -1)
-		return -1;
-	for (;;) {
-		ssize_t n;
-
-		if (str_readyplus(out, 65536) == -1)
-			break;
-		n = read(fd, out->s + out->len, out->a - out->len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (n == 0) {
-			close(fd);
-			return 0;
-		}
-		out->len += (size_t)n;
-		if (out->len > max) {
-			errno = EFBIG;
-			break;
-		}
-	}
-	{
-		int e = errno;
-		close(fd);
-		errno = e;
-	}
-	return -1;
+	return io_readfile(path, out, max, 0);
 }
 
 /*

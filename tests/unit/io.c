@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -397,10 +398,55 @@ test_flush_first(void)
 	str_free(&sa);
 }
 
+static void
+test_readfile(void)
+{
+	const char *tmp = getenv("TMPDIR");
+	char dir[4096], f[4200], l[4200], big[100000];
+	str sa = STR_INIT;
+	int fd;
+
+	snprintf(dir, sizeof dir, "%s/moat-io-test.XXXXXX",
+	         tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(dir)) {
+		ok(0, "mkdtemp: %s", strerror(errno));
+		return;
+	}
+	snprintf(f, sizeof f, "%s/f", dir);
+	snprintf(l, sizeof l, "%s/l", dir);
+	memset(big, 'x', sizeof big);
+	big[sizeof big - 1] = 'y';
+	fd = open(f, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	ok(fd != -1 && write(fd, big, sizeof big) == (ssize_t)sizeof big &&
+	       close(fd) == 0 && symlink("f", l) == 0,
+	   "readfile: a 100000-byte file and a symlink to it");
+	sa.len = 5;
+	ok(io_readfile(f, &sa, sizeof big, 0) == 0 && sa.len == sizeof big &&
+	       !memcmp(sa.s, big, sizeof big),
+	   "readfile: the whole file, byte for byte, replacing what was there");
+	errno = 0;
+	ok(io_readfile(f, &sa, sizeof big - 1, 0) == -1 && errno == EFBIG,
+	   "readfile: one byte over max is EFBIG");
+	ok(io_readfile(l, &sa, sizeof big, 0) == 0 && sa.len == sizeof big,
+	   "readfile: a symlink is followed without O_NOFOLLOW");
+	errno = 0;
+	ok(io_readfile(l, &sa, sizeof big, O_NOFOLLOW) == -1 && errno == ELOOP,
+	   "readfile: ... and refused with it (ELOOP)");
+	errno = 0;
+	ok(io_readfile("/nonexistent/moat", &sa, 10, 0) == -1 &&
+	       errno == ENOENT,
+	   "readfile: a missing file is ENOENT");
+	unlink(l);
+	unlink(f);
+	rmdir(dir);
+	str_free(&sa);
+}
+
 int
 main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
+	test_readfile();
 	test_mem();
 	test_pipe_lines();
 	test_output();

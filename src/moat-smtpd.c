@@ -855,32 +855,23 @@ do_data(const struct smtp_cmd *c)
 					start = pos + 1;
 					continue;
 				}
-				if (ch == '\n')
-					goto bare;
-				if (!ch)
-					nul = 1;
-				hlen = 0;
-				if (in_header)
-					hbuf[hlen++] = ch;
-				size++;
-				state = S_MID;
-				continue;
+				goto first;
 			case S_DOT:
 				if (ch == '\r') {
 					state = S_DOTCR;
 					start = pos + 1;
 					continue;
 				}
+				start = pos; /* a stuffed dot: drop the first one */
+			first: /* the first byte of a line's text */
 				if (ch == '\n')
 					goto bare;
-				/* a stuffed dot: drop the first one */
 				if (!ch)
 					nul = 1;
 				hlen = 0;
 				if (in_header)
 					hbuf[hlen++] = ch;
 				size++;
-				start = pos;
 				state = S_MID;
 				continue;
 			case S_DOTCR:

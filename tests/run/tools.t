@@ -245,13 +245,17 @@ try:
          "... and gets its result")
     lp = qpath(root, "local", id1)
     os.utime(lp, (time.time() + 3600, time.time() + 3600))
+    before_retry = starts(run, id1)
     code, out, err = moat("queue", "retry", str(id1), root=root)
     # (moat-send's attempt may already have set the next one)
     t.ok(code == 0 and "%d: due now" % id1 in out and
          os.stat(lp).st_mtime < time.time() + 1800,
          "queue retry ID moves the next retry (the channel file's mtime)",
          (code, out, err))
-    t.ok(wait_for(lambda: results(run) == all_starts(run), 20),
+    # the attempt has started (not merely: nothing is running yet) and
+    # ended, so none can start after the remove below
+    t.ok(wait_for(lambda: starts(run, id1) > before_retry and
+                  results(run) == all_starts(run), 20),
          "... the attempt it started ends")
     code, out, err = moat("queue", "retry", "999", root=root)
     t.ok(code == 100 and "999: no such message" in err,

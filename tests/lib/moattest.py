@@ -296,3 +296,25 @@ def full_listener(host, port, fill=3):
         conns.append(c)
     time.sleep(0.2)
     return lsock, conns
+
+
+def popen_logged(argv, env, logpath, pass_fds=()):
+    """a long-running program with stderr to logpath (p.logpath)"""
+    with open(logpath, "wb") as logf:
+        p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=logf,
+                             pass_fds=pass_fds)
+    p.logpath = logpath
+    return p
+
+
+def logtext(p):
+    """what a popen_logged program has logged so far"""
+    with open(p.logpath, "rb") as f:
+        return f.read().decode("utf-8", "replace")
+
+
+def wait_log(p, text, count=1, timeout=5.0):
+    """until text stands count times in p's log; False after timeout"""
+    return bool(wait_for(lambda: logtext(p).count(text) >= count, timeout,
+                         0.02))

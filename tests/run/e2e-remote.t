@@ -7,14 +7,12 @@ and a DNS failure into a deferral that succeeds after SIGALRM once DNS
 answers."""
 import email
 import email.policy
-import json
 import os
 import signal
 import smtplib
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LIB = os.path.join(HERE, "..", "lib")
@@ -23,6 +21,7 @@ from moattest import (Tap, MoatRun, make_root, remove_root, write_control,  # no
                       adduser, maildir_files, read, wait_for, pids_of,
                       free_port, prog)
 import dnstest  # noqa: E402
+from peers import Peer  # noqa: E402
 
 DEBPY = "/usr/bin/python3"
 t = Tap()
@@ -34,42 +33,12 @@ if not dnstest.available() or subprocess.run(
 TMP = tempfile.mkdtemp(prefix="moat-e2e-remote-")
 
 
-class Peer:
-    def __init__(self, host, port, **cfg):
-        self.log = os.path.join(TMP, "peer-%s-%d.log" % (host, port))
-        ready = self.log + ".ready"
-        conf = self.log + ".json"
-        with open(conf, "w") as f:
-            json.dump(dict(cfg, host=host, port=port, log=self.log,
-                           ready=ready, pipelining=True), f)
-        self.err = open(self.log + ".err", "wb")
-        self.proc = subprocess.Popen([DEBPY, os.path.join(LIB, "smtppeer.py"),
-                                      conf], stdin=subprocess.DEVNULL,
-                                     stdout=self.err, stderr=subprocess.STDOUT)
-        if not wait_for(lambda: os.path.exists(ready), 20):
-            self.stop()
-            raise RuntimeError("peer did not start")
-
-    def records(self):
-        try:
-            with open(self.log) as f:
-                return [json.loads(x) for x in f if x.strip()]
-        except FileNotFoundError:
-            return []
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.err.close()
+def peer_at(host, port, **cfg):
+    return Peer("smtp", host, port, dict(cfg, pipelining=True), TMP)
 
 
 port = free_port("127.0.0.2")
-peer = Peer("127.0.0.2", port, rcpt={
+peer = peer_at("127.0.0.2", port, rcpt={
     "bad@group.test": "550 5.1.1 no such user here",
     "later@group.test": "451 4.3.0 try again later"})
 dns = dnstest.Dnsmasq(mx=[("group.test", "mx1.group.test", 10)],

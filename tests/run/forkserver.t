@@ -24,8 +24,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
+import moattest  # noqa: E402
 from moattest import (Tap, prog, free_port, make_root, remove_root, queued,
-                      message, give_away, wait_for)
+                      message, give_away, wait_for, popen_logged, logtext)
 
 T = 5.0  # seconds any single wait may take
 
@@ -57,23 +58,14 @@ give_away(root)
 def start(args, log):
     env = dict(os.environ, MOAT_ROOT=root, QMAILQUEUE=qq)
     env.pop("MOAT_FORKSERVER", None)
-    logf = open(os.path.join(root, log), "wb")
-    p = subprocess.Popen([prog("moat-tcpd")] + user_args + args, env=env,
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=logf)
-    logf.close()
-    p.logpath = os.path.join(root, log)
+    p = popen_logged([prog("moat-tcpd")] + user_args + args, env,
+                     os.path.join(root, log))
     procs.append(p)
     return p
 
 
-def logtext(p):
-    with open(p.logpath, "rb") as f:
-        return f.read().decode("utf-8", "replace")
-
-
 def wait_log(p, text, count=1):
-    return wait_for(lambda: logtext(p).count(text) >= count, T, 0.02)
+    return moattest.wait_log(p, text, count, T)
 
 
 def servers(p):

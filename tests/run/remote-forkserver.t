@@ -21,7 +21,6 @@ the 101st job gets a new server; at end of input moat-rspawn exits 0 and
 leaves no moat-remote and no server behind.
 """
 import atexit
-import json
 import os
 import re
 import select
@@ -40,6 +39,7 @@ import moattest  # noqa: E402
 from moattest import (Tap, make_root, remove_root, give_away,  # noqa: E402
                       wait_for, pids_of, full_listener)
 import dnstest  # noqa: E402
+from peers import Peer  # noqa: E402
 
 BIN = os.environ.get("MOAT_BIN") or os.path.join(HERE, "..", "..", "bin")
 moattest.BIN = BIN
@@ -84,46 +84,9 @@ for sig in (signal.SIGTERM, signal.SIGHUP):
 
 # ---- peers ----
 
-class AioPeer:
+def AioPeer(host, port, **cfg):
     """tests/lib/smtppeer.py as its own process"""
-
-    def __init__(self, host, port, **cfg):
-        tag = "aio-%s-%d" % (host, port)
-        self.log = os.path.join(TMP, tag + ".log")
-        ready = os.path.join(TMP, tag + ".ready")
-        conf = os.path.join(TMP, tag + ".json")
-        with open(conf, "w") as f:
-            json.dump(dict(cfg, host=host, port=port, log=self.log,
-                           ready=ready), f)
-        self.err = open(os.path.join(TMP, tag + ".err"), "wb")
-        self.proc = subprocess.Popen([DEBPY, os.path.join(LIB, "smtppeer.py"),
-                                      conf], stdin=subprocess.DEVNULL,
-                                     stdout=self.err, stderr=subprocess.STDOUT)
-        STOP.append(self)
-        if not wait_for(lambda: os.path.exists(ready) or
-                        self.proc.poll() is not None, 20) or \
-                not os.path.exists(ready):
-            raise RuntimeError("peer did not start: " + tag)
-
-    def records(self):
-        try:
-            with open(self.log) as f:
-                return [json.loads(x) for x in f if x.strip()]
-        except FileNotFoundError:
-            return []
-
-    def by_sender(self, sender):
-        return [r for r in self.records() if r["mail_from"] == sender]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.err.close()
+    return Peer("smtp", host, port, cfg, TMP, STOP)
 
 
 class HeldPeer:

@@ -20,10 +20,8 @@ MOAT_DOWN_HOSTS, connect timeouts, per-recipient outcomes with and without
 PIPELINING, MAIL and DATA refusals, a connection lost or stalled after the
 dot, SIZE, 8BITMIME, the exact bytes on the wire, and hostile replies.
 """
-import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -36,6 +34,7 @@ import moattest  # noqa: E402
 from moattest import (Tap, make_root, remove_root, write_control,  # noqa
                       full_listener)
 import dnstest  # noqa: E402
+from peers import Peer  # noqa: E402
 
 if not os.environ.get("MOAT_BIN"):
     moattest.BIN = os.path.join(HERE, "..", "..", "bin")
@@ -73,66 +72,12 @@ SERIAL = [0]
 
 # ---- peers ----
 
-class Peer:
-    """a process that listens on host:port and writes a ready file"""
-
-    def __init__(self, kind, host, port, cfg):
-        self.host, self.port = host, port
-        SERIAL[0] += 1
-        tag = "%s-%s-%d-%d" % (kind, host, port, SERIAL[0])
-        self.log = os.path.join(TMP, tag + ".log")
-        ready = os.path.join(TMP, tag + ".ready")
-        cfg = dict(cfg, host=host, port=port, log=self.log, ready=ready)
-        conf = os.path.join(TMP, tag + ".json")
-        with open(conf, "w") as f:
-            json.dump(cfg, f)
-        script = "smtppeer.py" if kind == "smtp" else "rawpeer.py"
-        self.errlog = open(os.path.join(TMP, tag + ".err"), "wb")
-        self.proc = subprocess.Popen([DEBPY, os.path.join(LIB, script),
-                                      conf], stdin=subprocess.DEVNULL,
-                                     stdout=self.errlog,
-                                     stderr=subprocess.STDOUT)
-        PROCS.append(self)
-        deadline = time.time() + 20
-        while not os.path.exists(ready):
-            if self.proc.poll() is not None or time.time() > deadline:
-                self.stop()
-                raise RuntimeError("peer did not start: " + tag)
-            time.sleep(0.05)
-
-    def records(self):
-        """aiosmtpd peer: the transactions it took"""
-        try:
-            with open(self.log) as f:
-                return [json.loads(x) for x in f if x.strip()]
-        except FileNotFoundError:
-            return []
-
-    def conn(self, n=1):
-        """raw peer: the bytes received on connection n"""
-        try:
-            with open("%s.%d" % (self.log, n), "rb") as f:
-                return f.read()
-        except FileNotFoundError:
-            return None
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.errlog.close()
-
-
 def smtp_peer(host, port, **cfg):
-    return Peer("smtp", host, port, cfg)
+    return Peer("smtp", host, port, cfg, TMP, PROCS)
 
 
 def raw_peer(host, port, script):
-    return Peer("raw", host, port, {"script": script})
+    return Peer("raw", host, port, {"script": script}, TMP, PROCS)
 
 
 def stop_all():

@@ -18,7 +18,9 @@ import shutil
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
-from moattest import Tap, prog, free_port, write_control
+import moattest  # noqa: E402
+from moattest import (Tap, prog, free_port, write_control,  # noqa: E402
+                      popen_logged, logtext)
 
 T = 5.0  # seconds any single wait may take
 
@@ -74,28 +76,14 @@ def have_ipv6():
 def start(args, env_extra=None, log="tcpd.log", argv=None, pass_fds=()):
     env = dict(os.environ, MOAT_ROOT=root)
     env.update(env_extra or {})
-    logf = open(os.path.join(root, log), "wb")
-    p = subprocess.Popen(argv or [prog("moat-tcpd")] + args, env=env,
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=logf, pass_fds=pass_fds)
-    logf.close()
-    p.logpath = os.path.join(root, log)
+    p = popen_logged(argv or [prog("moat-tcpd")] + args, env,
+                     os.path.join(root, log), pass_fds)
     procs.append(p)
     return p
 
 
-def logtext(p):
-    with open(p.logpath, "rb") as f:
-        return f.read().decode("utf-8", "replace")
-
-
 def wait_log(p, text, count=1):
-    deadline = time.time() + T
-    while time.time() < deadline:
-        if logtext(p).count(text) >= count:
-            return True
-        time.sleep(0.02)
-    return False
+    return moattest.wait_log(p, text, count, T)
 
 
 def connect(port, src=None, dst="127.0.0.1"):

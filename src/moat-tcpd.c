@@ -480,15 +480,6 @@ load_config(void)
 
 /* --- children ----------------------------------------------------------- */
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 kid_ended(pid_t pid, int status)
 {
@@ -801,7 +792,7 @@ serve(void)
 				log_msg("keeping the previous configuration");
 			fsc_close(&fs, 0); /* and the program afresh */
 		}
-		t = resume ? now_ms() : 0;
+		t = resume ? fsc_now_ms() : 0;
 		if (resume && t >= resume)
 			resume = 0;
 		if (resume)
@@ -829,7 +820,7 @@ serve(void)
 			if (ev && !(ev & POLLIN)) { /* POLLERR and the like */
 				log_msg("listener %s: poll reports %#x",
 				        lis[i].name, (unsigned)ev);
-				resume = now_ms() + ACCEPT_PAUSE_MS;
+				resume = fsc_now_ms() + ACCEPT_PAUSE_MS;
 				break;
 			}
 			if (!ev)
@@ -837,7 +828,7 @@ serve(void)
 			for (k = 0; k < ACCEPT_BURST && r == 1; k++)
 				r = accept_one(lis[i].fd);
 			if (r == -1)
-				resume = now_ms() + ACCEPT_PAUSE_MS;
+				resume = fsc_now_ms() + ACCEPT_PAUSE_MS;
 		}
 	}
 	free(pfd);
@@ -858,13 +849,13 @@ shut_down(void)
 	if (fs.pid) /* what it reaps it reports; what it leaves is ours */
 		kill(fs.pid, SIGTERM);
 	fsc_close(&fs, 1);
-	deadline = now_ms() + SHUTDOWN_WAIT * 1000;
+	deadline = fsc_now_ms() + SHUTDOWN_WAIT * 1000;
 	for (;;) {
 		struct pollfd p[2] = {{sigpipe[0], POLLIN, 0}, {-1, 0, 0}};
 		long long t;
 
 		reap();
-		t = now_ms();
+		t = fsc_now_ms();
 		if (!nkids || t >= deadline)
 			break;
 		if (poll(p, 2, (int)(deadline - t)) > 0 && p[0].revents)

@@ -194,14 +194,16 @@ report_id(unsigned long long id)
 	(void)!write(fd, buf, (size_t)n);
 }
 
+/* the byte says which todo/N to look at: N + 1 (queue.h, QUEUE_HINT) */
 static void
-trigger(void)
+trigger(unsigned long long id)
 {
 	int fd = open("lock/trigger", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	char c = (char)QUEUE_HINT(id);
 
 	if (fd == -1)
 		return; /* moat-send is not running; it scans todo/ at start */
-	(void)!write(fd, "", 1);
+	(void)!write(fd, &c, 1);
 	close(fd);
 }
 
@@ -297,7 +299,7 @@ main(int argc, char **argv)
 
 	/* committed: from here on the message must be delivered */
 	report_id(id);
-	trigger();
+	trigger(id);
 	unlink(pidfn);
 	return 0;
 }

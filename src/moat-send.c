@@ -774,8 +774,11 @@ retired(struct msg *m)
 
 /* --------------------------------------------------------- scanning */
 
+#define SCAN_ALL ((1ULL << QUEUE_SPLIT) - 1)
+
+/* look in the todo/ subdirectories whose bits are set in `which' */
 static void
-scan_todo(void)
+scan_todo(unsigned long long which)
 {
 	int i;
 
@@ -784,6 +787,8 @@ scan_todo(void)
 		DIR *dir;
 		struct dirent *e;
 
+		if (!(which & 1ULL << i))
+			continue;
 		snprintf(d, sizeof d, "queue/todo/%d", i);
 		dir = opendir(d);
 		if (!dir) {
@@ -1648,12 +1653,41 @@ read_conn(struct conn *c, int which)
 }
 
 static void
-drain_trigger(int fd)
+drain(int fd)
 {
 	char buf[1024];
 
 	while (read(fd, buf, sizeof buf) > 0)
 		;
+}
+
+/*
+ * Empty the trigger fifo and say which todo/ subdirectories its bytes name
+ * (QUEUE_HINT).  A byte that names none asks for all of them; so does a
+ * fifo that was full, since a writer then lost its byte: a pipe holds at
+ * least a page, and bytes that found it full are all read in one drain.
+ */
+static unsigned long long
+drain_trigger(int fd)
+{
+	unsigned char buf[1024];
+	unsigned long long which = 0;
+	size_t total = 0;
+	ssize_t r;
+
+	while ((r = read(fd, buf, sizeof buf)) > 0) {
+		ssize_t i;
+
+		total += (size_t)r;
+		for (i = 0; i < r; i++)
+			if (buf[i] >= 1 && buf[i] <= QUEUE_SPLIT)
+				which |= 1ULL << (buf[i] - 1);
+			else
+				which = SCAN_ALL;
+	}
+	if (total >= 4096)
+		which = SCAN_ALL;
+	return which;
 }
 
 static void
@@ -1729,7 +1763,7 @@ main(int argc, char **argv)
 {
 	const char *root = root_dir(0);
 	time_t last_scan, last_reap, stop_deadline = 0;
-	int rescan = 0;
+	unsigned long long rescan = 0; /* todo/ subdirectories to look at */
 	int trig, lockfd, c;
 	struct sigaction sa;
 
@@ -1777,7 +1811,7 @@ main(int argc, char **argv)
 
 	now = time(0);
 	scan_info();
-	scan_todo();
+	scan_todo(SCAN_ALL);
 	scan_orphans();
 	last_scan = last_reap = now;
 	log_msg("started: %zu messages in the queue", tab_n);
@@ -1810,10 +1844,12 @@ main(int argc, char **argv)
 				break;
 			}
 		} else {
-			if (now - last_scan >= RESCAN_EVERY ||
-			    (rescan && !todo_q.n)) {
-				scan_todo();
+			if (now - last_scan >= RESCAN_EVERY) {
+				scan_todo(SCAN_ALL);
 				last_scan = now;
+				rescan = 0;
+			} else if (rescan && !todo_q.n) {
+				scan_todo(rescan);
 				rescan = 0;
 			}
 			/* stale pid/ files and orphans: hourly, not only at
@@ -1863,15 +1899,15 @@ main(int argc, char **argv)
 		}
 		now = time(0);
 		if (p[0].revents)
-			drain_trigger(sigpipe[0]);
+			drain(sigpipe[0]);
 		if (p[1].revents & POLLIN) {
-			drain_trigger(trig);
+			rescan |= drain_trigger(trig);
 			/* with a backlog, one scan when it is done sees all
 			 * that came meanwhile: no O(backlog) scan per message */
-			if (todo_q.n)
-				rescan = 1;
-			else
-				scan_todo();
+			if (!todo_q.n) {
+				scan_todo(rescan);
+				rescan = 0;
+			}
 		}
 		if (p[2].revents & (POLLIN | POLLHUP | POLLERR))
 			read_conn(&clean, 2);

@@ -20,6 +20,17 @@
 
 #define QUEUE_SPLIT 23
 
+/*
+ * The byte moat-queue writes to lock/trigger for a new message with id N:
+ * (N % QUEUE_SPLIT) + 1, so the scheduler needs to look only in that
+ * todo/ subdirectory.  Any other byte (0 from other writers) means "scan
+ * all of todo/".  QUEUE_SPLIT must fit in a byte and in a 64-bit mask.
+ */
+#define QUEUE_HINT(id) ((unsigned char)((id) % QUEUE_SPLIT + 1))
+#if QUEUE_SPLIT > 63
+#error "QUEUE_SPLIT must be below 64 (trigger hints)"
+#endif
+
 enum queue_owner { QO_QUEUE, QO_SEND }; /* moatq or moats */
 
 struct queue_dir {

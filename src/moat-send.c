@@ -562,6 +562,8 @@ struct pre {
 	unsigned long uid, pid;
 };
 
+static unsigned long long pre_failed; /* todo/ subdirectories to retry */
+
 static void
 pre_fail(struct pre *p, const char *why)
 {
@@ -578,7 +580,9 @@ pre_fail(struct pre *p, const char *why)
 	}
 	qpath(fn, sizeof fn, "info", p->m->id);
 	unlink(fn);
-	msg_del(p->m); /* todo/ stays: the next rescan tries again */
+	/* todo/ stays: the next trigger, whatever it names, tries again */
+	pre_failed |= 1ULL << (p->m->id % QUEUE_SPLIT);
+	msg_del(p->m);
 	p->m = 0;
 }
 
@@ -1901,7 +1905,8 @@ main(int argc, char **argv)
 		if (p[0].revents)
 			drain(sigpipe[0]);
 		if (p[1].revents & POLLIN) {
-			rescan |= drain_trigger(trig);
+			rescan |= drain_trigger(trig) | pre_failed;
+			pre_failed = 0;
 			/* with a backlog, one scan when it is done sees all
 			 * that came meanwhile: no O(backlog) scan per message */
 			if (!todo_q.n) {

@@ -174,4 +174,36 @@ finally:
     status = run.stop()
 t.ok(status == 0, "moat run stops cleanly")
 remove_root(root)
+
+# --- a message that could not be preprocessed is tried again at the next
+# trigger, whatever subdirectory that one names
+root = make_root()
+adduser(root, "alice")
+run = MoatRun(root=root)
+info = [os.path.join(root, "queue", "info", str(i)) for i in range(SPLIT)]
+modes = [os.stat(d).st_mode & 0o7777 for d in info]
+try:
+    for d in info:
+        os.chmod(d, 0o500)
+    smtp_one(run, 1)
+    failed = wait_for(lambda: "will retry" in run.logtext(), 10)
+    t.ok(failed, "with info/ unwritable, preprocessing fails",
+         run.logtext()[-500:])
+    for d, m in zip(info, modes):
+        os.chmod(d, m)
+    ids = queued_ids(run)
+    other = bytes([(ids[0] + 1) % SPLIT + 1]) if ids else b"\1"
+    fd = os.open(fifo_path(root), os.O_WRONLY | os.O_NONBLOCK)
+    os.write(fd, other)
+    os.close(fd)
+    t.ok(wait_for(lambda: len(maildir_files(root, "alice")) == 1 and
+                  not queued(root), 20),
+         "a trigger for another subdirectory retries it, and it is "
+         "delivered")
+finally:
+    for d, m in zip(info, modes):
+        os.chmod(d, m)
+    status = run.stop()
+t.ok(status == 0, "moat run stops cleanly")
+remove_root(root)
 t.done()

@@ -62,7 +62,7 @@ $(BIN)/%: $(BUILD)/%.o $(BUILD)/libmoat.a
 MUSL_CC ?= $(shell command -v musl-gcc 2>/dev/null)
 MUSL_LIB = /usr/lib/$(subst -gnu,-musl,$(shell $(CC) -dumpmachine))
 STATIC_PROGS = moat-queue moat-local
-STATIC_LIB = str io log envelope paths queue date control
+STATIC_LIB = str io log envelope paths queue date control dotqmail
 ifneq ($(MUSL_CC),)
 ifneq ($(wildcard $(MUSL_LIB)/rcrt1.o),)
 $(BUILD)/musl/%.o: src/%.c

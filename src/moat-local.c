@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "dotqmail.h"
 #include "envelope.h"
 #include "io.h"
 #include "log.h"
@@ -53,10 +54,6 @@
 #include "str.h"
 
 #define QMAIL_MAX (1024 * 1024) /* bytes in a .qmail file */
-#define INSTR_MAX 16384         /* bytes in one delivery instruction */
-#define DELIVERY_MAX 1000       /* Maildir, mbox and program lines */
-#define FORWARD_MAX 10000       /* forward addresses */
-#define ADDR_MAX 1000           /* bytes in a forward address */
 #define LOCK_TIMEOUT 30         /* seconds to wait for an mbox lock */
 #define WRITE_TIMEOUT 3600      /* seconds for a Maildir or mbox write */
 #define PROG_TIMEOUT 3600       /* seconds a program may run */
@@ -76,14 +73,8 @@ static str dtline, rpline, ufline, safeext, newsender, qmailname;
 static const char *defaultpart; /* $DEFAULT: the part of ext matched */
 static char **envp;             /* environment for programs */
 
-/* one delivery instruction */
-enum itype { I_MAILDIR, I_MBOX, I_PROGRAM, I_FORWARD };
-struct instr {
-	enum itype type;
-	const char *arg; /* NUL-terminated */
-};
-static struct instr *instrs;
-static size_t ninstr, ninstr_a, ndelivery, nforward;
+/* the delivery instructions, forward addresses qualified */
+static struct dotqmail instrs = DOTQMAIL_INIT;
 
 static str done; /* what was delivered, for the report */
 
@@ -712,24 +703,7 @@ read_qmail(int fd, str *out)
 	close(fd);
 }
 
-/* ---- parsing the instructions ---- */
-
-static void
-add_instr(enum itype t, const char *arg)
-{
-	if (ninstr == ninstr_a) {
-		size_t a = ninstr_a ? ninstr_a * 2 : 16;
-		struct instr *v = reallocarray(instrs, a, sizeof *v);
-
-		if (!v)
-			nomem();
-		instrs = v;
-		ninstr_a = a;
-	}
-	instrs[ninstr].type = t;
-	instrs[ninstr].arg = arg;
-	ninstr++;
-}
+/* ---- the instructions ---- */
 
 static const char *
 envnoathost(void)
@@ -747,114 +721,38 @@ envnoathost(void)
 	return h.s;
 }
 
-/* a forward address, qualified with envnoathost when it has no '@' */
-static void
-add_forward(const char *a)
+/* a forward address without '@', qualified with envnoathost */
+static const char *
+qualify(const char *a)
 {
-	size_t n = strlen(a), i;
 	str full = STR_INIT;
 
-	if (!n || n > ADDR_MAX)
-		finish(111, "Uh-oh: .qmail has a forward address that is "
-		            "empty or too long. (#4.7.0)");
-	for (i = 0; i < n; i++)
-		if ((unsigned char)a[i] <= 32 || a[i] == 127 || a[i] == '<' ||
-		    a[i] == '>')
-			finish(111, "Uh-oh: .qmail has a forward address with "
-			            "spaces or brackets. (#4.7.0)");
-	if (++nforward > FORWARD_MAX)
-		finish(111,
-		       "Uh-oh: .qmail has more than %d forward "
-		       "addresses. (#4.7.0)",
-		       FORWARD_MAX);
-	if (strchr(a, '@')) {
-		add_instr(I_FORWARD, a);
-		return;
-	}
 	if (str_copys(&full, a) == -1 || str_catc(&full, '@') == -1 ||
 	    str_cats(&full, envnoathost()) == -1 || str_0(&full) == -1)
 		nomem();
-	add_instr(I_FORWARD, full.s); /* kept: it is never freed */
-}
-
-static void
-add_delivery(enum itype t, const char *arg, int forwardonly)
-{
-	if (forwardonly)
-		finish(111,
-		       "Uh-oh: .qmail has %s delivery but has x bit "
-		       "set. (#4.7.0)",
-		       t == I_PROGRAM ? "prog" : "file");
-	if (++ndelivery > DELIVERY_MAX)
-		finish(111,
-		       "Uh-oh: .qmail has more than %d deliveries. "
-		       "(#4.7.0)",
-		       DELIVERY_MAX);
-	add_instr(t, arg);
-}
-
-/* one line (NUL-terminated, n bytes, trailing blanks gone) */
-static void
-parse_line(char *s, size_t n, int first, int *forwardonly)
-{
-	if (!n) {
-		if (first)
-			finish(111, "Uh-oh: first line of .qmail file is "
-			            "blank. (#4.2.1)");
-		return;
-	}
-	if (n > INSTR_MAX)
-		finish(111,
-		       "Uh-oh: .qmail has a line longer than %d bytes. "
-		       "(#4.7.0)",
-		       INSTR_MAX);
-	switch (s[0]) {
-	case '#':
-		break;
-	case '+':
-		if (!strcmp(s, "+list"))
-			*forwardonly = 1;
-		break;
-	case '.':
-	case '/':
-		add_delivery(s[n - 1] == '/' ? I_MAILDIR : I_MBOX, s,
-		             *forwardonly);
-		break;
-	case '|':
-		add_delivery(I_PROGRAM, s + 1, *forwardonly);
-		break;
-	case '&':
-		add_forward(s + 1);
-		break;
-	default:
-		add_forward(s);
-		break;
-	}
+	return full.s; /* kept: it is never freed */
 }
 
 /* every line of cmds into instrs; nothing is delivered yet */
 static void
-parse(str *cmds, int forwardonly)
+parse(const str *cmds, int forwardonly)
 {
-	size_t i = 0;
+	int r = dotqmail_parse(&instrs, cmds->s, cmds->len, forwardonly);
+	size_t i;
 
-	if ((!cmds->len || cmds->s[cmds->len - 1] != '\n') &&
-	    str_catc(cmds, '\n') == -1)
+	/* forwards without '@' get envnoathost in the order of the file,
+	 * before a mistake further down is reported: when one comes above
+	 * the mistake, an unreadable control/envnoathost is what is
+	 * reported, as when each line was acted on as soon as it was read */
+	for (i = 0; i < instrs.n; i++)
+		if (instrs.v[i].type == DOTQMAIL_FORWARD &&
+		    !strchr(instrs.v[i].arg, '@'))
+			instrs.v[i].arg = qualify(instrs.v[i].arg);
+	if (r == DOTQMAIL_ENOMEM)
 		nomem();
-	if (memchr(cmds->s, 0, cmds->len))
-		finish(111, "Uh-oh: .qmail contains a NUL byte. (#4.7.0)");
-	while (i < cmds->len) {
-		char *s = cmds->s + i;
-		char *nl = memchr(s, '\n', cmds->len - i);
-		size_t n = (size_t)(nl - s);
-
-		*nl = 0;
-		while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' ||
-		             s[n - 1] == '\r'))
-			s[--n] = 0;
-		parse_line(s, n, i == 0, &forwardonly);
-		i = (size_t)(nl - cmds->s) + 1;
-	}
+	if (r != DOTQMAIL_OK)
+		finish(111, "Uh-oh: %s. %s", dotqmail_strerror(r),
+		       r == DOTQMAIL_EBLANK ? "(#4.2.1)" : "(#4.7.0)");
 }
 
 /* ---- Maildir ---- */
@@ -1361,9 +1259,9 @@ forward_feed(int m, int e, size_t last)
 	if (env_add(&env, 'F', newsender.s, newsender.len) == -1)
 		nomem();
 	for (i = 0; i < last; i++)
-		if (instrs[i].type == I_FORWARD &&
-		    env_add(&env, 'T', instrs[i].arg, strlen(instrs[i].arg)) ==
-		        -1)
+		if (instrs.v[i].type == DOTQMAIL_FORWARD &&
+		    env_add(&env, 'T', instrs.v[i].arg,
+		            strlen(instrs.v[i].arg)) == -1)
 			nomem();
 	if (str_catc(&env, 0) == -1)
 		nomem();
@@ -1394,9 +1292,9 @@ forward_report(size_t last, const char *id)
 
 	add_done("forward", 7);
 	for (i = 0; i < last && done.len <= REPORT_MAX; i++)
-		if (instrs[i].type == I_FORWARD &&
+		if (instrs.v[i].type == DOTQMAIL_FORWARD &&
 		    (str_catc(&done, ' ') == -1 ||
-		     str_cats(&done, instrs[i].arg) == -1))
+		     str_cats(&done, instrs.v[i].arg) == -1))
 			nomem();
 	if (*id && (str_cats(&done, " (queued as ") == -1 ||
 	            str_cats(&done, id) == -1 || str_catc(&done, ')') == -1))
@@ -1464,11 +1362,11 @@ show(void)
 	                             "forward "};
 	size_t i;
 
-	for (i = 0; i < ninstr; i++) {
+	for (i = 0; i < instrs.n; i++) {
 		str l = STR_INIT;
 
-		if (str_copys(&l, word[instrs[i].type]) == -1 ||
-		    str_cats(&l, instrs[i].arg) == -1)
+		if (str_copys(&l, word[instrs.v[i].type]) == -1 ||
+		    str_cats(&l, instrs.v[i].arg) == -1)
 			nomem();
 		say(l.s, l.len);
 		str_free(&l);
@@ -1481,15 +1379,15 @@ deliver(void)
 {
 	size_t i, nf = 0;
 
-	for (i = 0; i < ninstr; i++) {
-		const struct instr *in = &instrs[i];
+	for (i = 0; i < instrs.n; i++) {
+		const struct dotqmail_instr *in = &instrs.v[i];
 		int stop = 0;
 
-		if (in->type == I_MAILDIR)
+		if (in->type == DOTQMAIL_MAILDIR)
 			maildir(in->arg);
-		else if (in->type == I_MBOX)
+		else if (in->type == DOTQMAIL_MBOX)
 			mbox(in->arg);
-		else if (in->type == I_PROGRAM)
+		else if (in->type == DOTQMAIL_PROGRAM)
 			stop = program(in->arg);
 		else
 			nf++;

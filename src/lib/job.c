@@ -34,14 +34,16 @@ job_put(str *out, unsigned long n, unsigned long long id, const char *sender,
 {
 	size_t i, off = 0, len = out->len;
 
-	if (nrcpt == 0 || nrcpt > JOB_RCPT_MAX)
+	if (nrcpt == 0 || nrcpt > JOB_RCPT_MAX || n > 0xffffffffUL)
 		goto inval;
 	if (numfield(out, 'J', n) == -1 || numfield(out, 'M', id) == -1 ||
 	    field(out, 'F', sender, strlen(sender)) == -1)
 		goto fail;
 	for (i = 0; i < nrcpt; i++) {
 		size_t l = strlen(rcpts + off);
-		if (l == 0 || field(out, 'T', rcpts + off, l) == -1)
+		if (l == 0)
+			goto inval;
+		if (field(out, 'T', rcpts + off, l) == -1)
 			goto fail;
 		off += l + 1;
 	}
@@ -80,7 +82,7 @@ result_put(str *out, unsigned long n, const char *status, const char *texts,
 {
 	size_t i, off = 0, len = out->len;
 
-	if (nres == 0 || nres > JOB_RCPT_MAX) {
+	if (nres == 0 || nres > JOB_RCPT_MAX || n > 0xffffffffUL) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -116,10 +118,11 @@ record_end(const str *buf)
 		const char *nul = memchr(f, 0, buf->len - pos);
 		size_t l;
 
+		/* a tag and at most JOB_FIELD_MAX bytes, as field() writes */
 		if (!nul)
-			return buf->len - pos > JOB_FIELD_MAX + 2 ? -1 : 0;
+			return buf->len - pos > JOB_FIELD_MAX + 1 ? -1 : 0;
 		l = (size_t)(nul - f);
-		if (l > JOB_FIELD_MAX + 2)
+		if (l > JOB_FIELD_MAX + 1)
 			return -1;
 		pos += l + 1;
 		if (l == 0)
@@ -206,6 +209,20 @@ bad:
 	return -1;
 }
 
+/* as job_cattext() writes it: printable ASCII, at most JOB_TEXT_MAX */
+static int
+text_ok(const char *t, size_t n)
+{
+	size_t i;
+
+	if (n > JOB_TEXT_MAX)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (t[i] < 32 || t[i] > 126)
+			return 0;
+	return 1;
+}
+
 int
 result_get(str *buf, struct job_result *r)
 {
@@ -234,7 +251,7 @@ result_get(str *buf, struct job_result *r)
 			have_n = 1;
 		} else if (have_n && f[0] == 'R' && l >= 2 &&
 			   (f[1] == 'K' || f[1] == 'Z' || f[1] == 'D') &&
-			   r->nres < JOB_RCPT_MAX) {
+			   r->nres < JOB_RCPT_MAX && text_ok(f + 2, l - 2)) {
 			r->status[r->nres++] = f[1];
 			if (str_catb(&r->texts, f + 2, l - 1) == -1)
 				return -1;

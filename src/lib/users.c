@@ -670,7 +670,11 @@ exists(str *path, size_t base, const char *name, size_t n)
 		return -1;
 	if (stat(path->s, &st) == 0)
 		return 1;
-	return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
+	/* a name too long for the filesystem names no file, as moat-local
+	 * sees it */
+	return errno == ENOENT || errno == ENOTDIR || errno == ENAMETOOLONG
+		       ? 0
+		       : -1;
 }
 
 /*

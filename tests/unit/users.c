@@ -384,6 +384,18 @@ test_alias(void)
 	is_int(users_rcpt_ok(root, "list", 4, 0), 0, "... but not list");
 	is_int(users_rcpt_ok(root, "lists-a", 7, 0), 0, "... nor lists-a");
 	is_int(users_rcpt_ok(root, "x-list-a", 8, 0), 0, "... nor x-list-a");
+	{
+		/* names longer than the filesystem takes name no file: the
+		 * answer is still yes or no, not "cannot tell" */
+		char lp[300];
+
+		memset(lp, 'x', sizeof lp);
+		is_int(users_rcpt_ok(root, lp, sizeof lp, 0), 0,
+		       "a 300-byte local part with no .qmail file: 0");
+		memcpy(lp, "list-", 5);
+		is_int(users_rcpt_ok(root, lp, sizeof lp, 0), 1,
+		       "list- and 295 more bytes: .qmail-list-default, 1");
+	}
 	PUT("alias/.qmail-x-y-default", "./Maildir/\n");
 	is_int(users_rcpt_ok(root, "x-y-z-w", 7, 0), 1,
 	       ".qmail-x-y-default takes x-y-z-w");

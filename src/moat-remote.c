@@ -103,6 +103,7 @@
 #include "job.h"
 #include "log.h"
 #include "paths.h"
+#include "route.h"
 #include "smtpreply.h"
 #include "str.h"
 
@@ -603,97 +604,21 @@ struct route {
 	unsigned port;
 };
 
-/* the relay and port of one smtproutes value ("relay[:port]"); -1 bad */
-static int
-parse_route(const char *v, struct route *rt)
-{
-	const char *port = 0;
-	size_t n;
-
-	rt->port = SMTP_PORT;
-	rt->relay.len = 0;
-	if (*v == '[') {
-		const char *c = strchr(v, ']');
-		if (!c || (c[1] && c[1] != ':'))
-			return -1;
-		n = (size_t)(c - v) + 1;
-		if (c[1])
-			port = c + 2;
-	} else {
-		const char *c = strchr(v, ':');
-		n = c ? (size_t)(c - v) : strlen(v);
-		if (c)
-			port = c + 1;
-	}
-	if (*v == '[' && memchr(v, ':', n) && strncasecmp(v, "[IPv6:", 6)) {
-		/* "[2001:db8::1]": take it as the tagged form */
-		if (str_copys(&rt->relay, "[IPv6:") == -1 ||
-		    str_catb(&rt->relay, v + 1, n - 1) == -1)
-			nomem();
-	} else if (str_copyb(&rt->relay, v, n) == -1) {
-		nomem();
-	}
-	if (str_0(&rt->relay) == -1)
-		nomem();
-	if (port) {
-		unsigned long p = 0;
-		const char *d;
-
-		if (!*port)
-			return -1;
-		for (d = port; *d; d++) {
-			if (*d < '0' || *d > '9')
-				return -1;
-			p = p * 10 + (unsigned long)(*d - '0');
-			if (p > 65535)
-				return -1;
-		}
-		if (p == 0)
-			return -1;
-		rt->port = (unsigned)p;
-	}
-	return 0;
-}
-
-/* the smtproutes line for key (exactly, any case): its value, or NULL */
-static const char *
-route_for(const char *key, size_t klen)
-{
-	size_t i, off = 0;
-
-	for (i = 0; i < nroutes; i++) {
-		const char *it = routes.s + off;
-		const char *c = strchr(it, ':');
-
-		off += strlen(it) + 1;
-		if (it[0] == '[') {
-			/* an address literal key may hold colons itself */
-			const char *e = strchr(it, ']');
-			if (e && e[1] == ':')
-				c = e + 1;
-		}
-		if (c && (size_t)(c - it) == klen &&
-		    !strncasecmp(it, key, klen))
-			return c + 1;
-	}
-	return 0;
-}
-
 /* 1 with rt set when smtproutes has a line for the domain, 0 if not */
 static int
 find_route(struct route *rt)
 {
-	const char *v = route_for(domain, strlen(domain)), *d;
+	const char *v = route_find(&routes, nroutes, domain);
 
-	if (!v && domain[0] != '[') {
-		for (d = strchr(domain, '.'); d && !v; d = strchr(d + 1, '.'))
-			v = route_for(d, strlen(d));
-	}
-	if (!v)
-		v = route_for("", 0);
 	if (!v)
 		return 0;
-	if (parse_route(v, rt) == -1) {
+	switch (route_parse(v, &rt->relay, &rt->port)) {
+	case ROUTE_OK:
+		break;
+	case ROUTE_ENOMEM:
+		nomem();
+		break;
+	default:
 		fail_all('Z',
 		         "Bad line in control/smtproutes for %s: %s "
 		         "(#4.3.5)",

@@ -74,6 +74,7 @@
 #include "log.h"
 #include "paths.h"
 #include "queue.h"
+#include "route.h"
 #include "str.h"
 
 #define FD_LOCAL 3
@@ -450,35 +451,14 @@ in_list(const str *items, size_t n, const char *s, size_t len)
 	return 0;
 }
 
-/* the prepend of the virtualdomains line whose key is k; NULL if none */
-static const char *
-vdom_find(const char *k, size_t klen, size_t *plen)
-{
-	size_t i, off = 0;
-
-	for (i = 0; i < n_vdoms; i++) {
-		const char *it = vdoms.s + off, *colon;
-		size_t l = strlen(it);
-
-		off += l + 1;
-		colon = strchr(it, ':');
-		if (!colon)
-			continue;
-		if (ieq(it, (size_t)(colon - it), k, klen)) {
-			*plen = strlen(colon + 1);
-			return colon + 1;
-		}
-	}
-	return 0;
-}
-
 /* rewrite one recipient into out; 1 local, 0 remote */
 static int
 rewrite(const char *addr, str *out)
 {
-	const char *at, *dom, *pre = 0;
-	size_t dl, ll, pl = 0, i;
-	int loops;
+	const char *at, *dom;
+	str v = STR_INIT;
+	size_t dl;
+	int loops, r;
 
 	if (str_copys(out, addr) == -1)
 		die(111, "out of memory");
@@ -506,32 +486,16 @@ rewrite(const char *addr, str *out)
 	at = strrchr(out->s, '@');
 	dom = at + 1;
 	dl = strlen(dom);
-	ll = (size_t)(at - out->s);
 	if (in_list(&locals, n_locals, dom, dl))
 		return 1;
 	/* virtualdomains: user@domain, domain, .suffixes, then "" */
-	pre = vdom_find(out->s, out->len, &pl);
-	if (!pre)
-		pre = vdom_find(dom, dl, &pl);
-	for (i = 0; !pre && i < dl; i++)
-		if (dom[i] == '.')
-			pre = vdom_find(dom + i, dl - i, &pl);
-	if (!pre)
-		pre = vdom_find("", 0, &pl);
-	if (!pre || !pl)
-		return 0; /* no line, or an exception */
-	{
-		str v = STR_INIT;
-
-		if (str_catb(&v, pre, pl) == -1 || str_catc(&v, '-') == -1 ||
-		    str_catb(&v, out->s, ll) == -1 || str_catc(&v, '@') == -1 ||
-		    str_catb(&v, dom, dl) == -1 || str_0(&v) == -1 ||
-		    str_copyb(out, v.s, v.len + 1) == -1)
-			die(111, "out of memory");
+	r = vdom_rewrite(&vdoms, n_vdoms, out->s, out->len, &v);
+	if (r == -1 || (r == 1 && str_copyb(out, v.s, v.len + 1) == -1))
+		die(111, "out of memory");
+	if (r == 1)
 		out->len--;
-		str_free(&v);
-	}
-	return 1;
+	str_free(&v);
+	return r;
 }
 
 /* ------------------------------------------------------ preprocessing */

@@ -170,8 +170,8 @@ addr_path(const char *arg, size_t len, int flags, str *out, size_t *rest)
 		return ADDR_NOMEM;
 	if (l < 0)
 		return ADDR_SYNTAX;
-	if ((size_t)l > ADDR_LOCAL_MAX)
-		return ADDR_TOOLONG;
+	if ((size_t)l > ADDR_PATH_MAX - 2)
+		return ADDR_TOOLONG; /* the path limit: addr.h */
 	i += (size_t)l;
 	if (i < len && arg[i] == '@') {
 		at = ++i;

@@ -16,6 +16,12 @@
 
 #include "str.h"
 
+/*
+ * RFC 5321 (4.5.3.1) asks every receiver to take local parts of 64 bytes;
+ * longer ones are real (VERP and SRS senders, list bounce addresses) and
+ * qmail and Postfix take them, so a path's local part is bounded only by
+ * the path limit.  ADDR_LOCAL_MAX is for addresses made here (moat-inject).
+ */
 #define ADDR_LOCAL_MAX 64
 #define ADDR_DOMAIN_MAX 255
 #define ADDR_PATH_MAX 256 /* the mailbox with its brackets */

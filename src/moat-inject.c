@@ -178,9 +178,11 @@ check_addr(const char *a, size_t len, const char *where)
 	log_escape(esc, sizeof esc, a, len);
 	if (!at || ll == 0)
 		die(100, "%s: %s is not a complete address", where, esc);
-	if (ll > ADDR_LOCAL_MAX)
-		die(100, "%s: the local part of %s is longer than %d bytes",
-		    where, esc, ADDR_LOCAL_MAX);
+	/* as moat-smtpd takes it: RFC 5321's path limit, the local part
+	 * not held to 64 (VERP senders of list managers are longer) */
+	if (len > ADDR_PATH_MAX - 2)
+		die(100, "%s: %s is longer than %d bytes", where, esc,
+		    ADDR_PATH_MAX - 2);
 	if (!addr_domain_ok(at + 1, len - ll - 1))
 		die(100, "%s: %s has an invalid domain", where, esc);
 }

@@ -126,6 +126,19 @@ rc, out, err = inject(["-n"], long_field)
 t.ok(rc == 100 and b"longer than 64 KiB" in err,
      "a header field over 64 KiB is refused", err)
 
+# envelope addresses: RFC 5321's path limit (254 bytes), not 64 for the
+# local part: list managers give VERP senders longer than that with -f
+verp = "list-bounces+" + "v" * 90 + "=example.net@lists.example.org"
+rc, out, err = inject(["-n", "-f", verp, "a@example.net"],
+                      b"Subject: verp\n\nx\n")
+t.ok(rc == 0, "a %d-byte VERP sender (local part %d bytes) is taken" %
+     (len(verp), verp.index("@")), err)
+rc, out, err = inject(["-n", "x" * 250 + "@example.net"], b"\nx\n")
+t.ok(rc == 100 and b"longer than 254 bytes" in err,
+     "a 262-byte recipient is refused", err)
+rc, out, err = inject(["-n", "y" * 200 + "@example.net"], b"\nx\n")
+t.ok(rc == 0, "a 212-byte recipient is taken", err)
+
 folded = b"To: a@example.net\nX-Folded: x\n" + \
     b"".join(b" %d\n" % i for i in range(20000)) + b"\nbody\n"
 rc, out, err = inject(["-n"], folded)

@@ -88,6 +88,9 @@ remove_root(root)
 
 
 def stopped_scheduler(run):
+    """moat-send, stopped once it holds the fifo open and has scanned"""
+    if not wait_for(lambda: "moat-send: started" in run.logtext(), 10):
+        raise RuntimeError("moat-send did not start:\n" + run.logtext())
     pids = pids_of("moat-send", run.proc.pid)
     if len(pids) != 1:
         raise RuntimeError("moat-send not found: %r" % pids)

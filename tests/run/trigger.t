@@ -5,6 +5,7 @@ moat-send looks only there.  Any other byte makes it scan all of todo/,
 and so does a fifo that was full (a writer then lost its byte).  Either
 way a message is taken up at once, not at the 10-minute safety-net
 rescan."""
+import contextlib
 import errno
 import os
 import re
@@ -109,11 +110,23 @@ def queued_ids(run):
                                        run.logtext())]
 
 
+@contextlib.contextmanager
+def moat_run():
+    """`moat run` with the mailbox alice; stopped (which must succeed)
+    and removed afterwards"""
+    root = make_root()
+    adduser(root, "alice")
+    run = MoatRun(root=root)
+    try:
+        yield root, run
+    finally:
+        status = run.stop()
+        t.ok(status == 0, "moat run stops cleanly")
+        remove_root(root)
+
+
 # --- a byte that names no subdirectory (as qmail's tools write) means all
-root = make_root()
-adduser(root, "alice")
-run = MoatRun(root=root)
-try:
+with moat_run() as (root, run):
     pid = stopped_scheduler(run)
     smtp_one(run, 1)
     ids = queued_ids(run)
@@ -131,16 +144,9 @@ try:
                   not queued(root), 20),
          "a 0 byte makes moat-send find it at once")
     os.close(fd)
-finally:
-    status = run.stop()
-t.ok(status == 0, "moat run stops cleanly")
-remove_root(root)
 
 # --- a full fifo: a writer's byte is lost, so moat-send scans all of todo/
-root = make_root()
-adduser(root, "alice")
-run = MoatRun(root=root)
-try:
+with moat_run() as (root, run):
     pid = stopped_scheduler(run)
     fd = os.open(fifo_path(root), os.O_WRONLY | os.O_NONBLOCK)
     filled = 0
@@ -173,40 +179,32 @@ try:
          "all %d were delivered at once: a full fifo means scan all" %
          len(ids),
          "%d of %d" % (len(maildir_files(root, "alice")), len(ids)))
-finally:
-    status = run.stop()
-t.ok(status == 0, "moat run stops cleanly")
-remove_root(root)
 
 # --- a message that could not be preprocessed is tried again at the next
 # trigger, whatever subdirectory that one names
-root = make_root()
-adduser(root, "alice")
-run = MoatRun(root=root)
-info = [os.path.join(root, "queue", "info", str(i)) for i in range(SPLIT)]
-modes = [os.stat(d).st_mode & 0o7777 for d in info]
-try:
-    for d in info:
-        os.chmod(d, 0o500)
-    smtp_one(run, 1)
-    failed = wait_for(lambda: "will retry" in run.logtext(), 10)
-    t.ok(failed, "with info/ unwritable, preprocessing fails",
-         run.logtext()[-500:])
-    for d, m in zip(info, modes):
-        os.chmod(d, m)
-    ids = queued_ids(run)
-    other = bytes([(ids[0] + 1) % SPLIT + 1]) if ids else b"\1"
-    fd = os.open(fifo_path(root), os.O_WRONLY | os.O_NONBLOCK)
-    os.write(fd, other)
-    os.close(fd)
-    t.ok(wait_for(lambda: len(maildir_files(root, "alice")) == 1 and
-                  not queued(root), 20),
-         "a trigger for another subdirectory retries it, and it is "
-         "delivered")
-finally:
-    for d, m in zip(info, modes):
-        os.chmod(d, m)
-    status = run.stop()
-t.ok(status == 0, "moat run stops cleanly")
-remove_root(root)
+with moat_run() as (root, run):
+    info = [os.path.join(root, "queue", "info", str(i))
+            for i in range(SPLIT)]
+    modes = [os.stat(d).st_mode & 0o7777 for d in info]
+    try:
+        for d in info:
+            os.chmod(d, 0o500)
+        smtp_one(run, 1)
+        failed = wait_for(lambda: "will retry" in run.logtext(), 10)
+        t.ok(failed, "with info/ unwritable, preprocessing fails",
+             run.logtext()[-500:])
+        for d, m in zip(info, modes):
+            os.chmod(d, m)
+        ids = queued_ids(run)
+        other = bytes([(ids[0] + 1) % SPLIT + 1]) if ids else b"\1"
+        fd = os.open(fifo_path(root), os.O_WRONLY | os.O_NONBLOCK)
+        os.write(fd, other)
+        os.close(fd)
+        t.ok(wait_for(lambda: len(maildir_files(root, "alice")) == 1 and
+                      not queued(root), 20),
+             "a trigger for another subdirectory retries it, and it is "
+             "delivered")
+    finally:
+        for d, m in zip(info, modes):
+            os.chmod(d, m)
 t.done()

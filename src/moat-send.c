@@ -15,8 +15,12 @@
  * by the periodic rescan) is preprocessed in batches: its recipients are
  * rewritten (qmail's order: envnoathost, percenthack, locals,
  * virtualdomains) and written to local/ and remote/ as 'T' (pending)
- * records, the sender to info/, all fsynced, before moat-clean removes
- * todo and intd.  Each attempt sends every pending recipient as a job (one
+ * records, the sender to info/.  They are fsynced, and then moat-clean
+ * removes todo and intd, only when the message must wait (a deferral, a
+ * bounce to retry, SYNC_AFTER seconds, a stop): until then todo stays the
+ * commit mark, and mail delivered at its first attempt never pays for the
+ * flushes (its todo is removed when it is retired).  Each attempt sends
+ * every pending recipient as a job (one
  * per local recipient, one per remote domain) within the concurrency
  * limits; a success or permanent failure flips the record's tag to 'D' in
  * place (a permanent failure is first appended to bounce/ and fsynced).  A
@@ -88,6 +92,9 @@
 #define BOUNCE_CAP (64 * 1024)  /* bytes of the original in a bounce */
 #define STOP_WAIT 120           /* seconds SIGTERM waits for deliveries */
 #define LOCK_WAIT 5             /* seconds to wait for the queue lock */
+#define SYNC_AFTER 2            /* seconds (less one, at the least) a
+                                 * preprocessed message may stay unsynced
+                                 * while its deliveries run */
 
 enum { LOCAL, REMOTE };
 static const char *chan_dir[2] = {"local", "remote"};
@@ -110,6 +117,9 @@ struct msg {
 	unsigned char state;
 	unsigned char bounce;  /* bounce/ has records */
 	unsigned char retodo;  /* M_RETIRING, and todo/ has its id again */
+	unsigned char unsynced; /* info/local/remote written, not yet synced:
+				 * todo/ stays, the message's commit mark */
+	time_t sync_by;        /* when unsynced: sync at the latest then */
 	unsigned cleaning;     /* moat-clean requests not yet answered */
 	/* the attempt being dispatched */
 	unsigned char *sent[2]; /* per record: already given to a job */
@@ -208,6 +218,9 @@ struct fifo {
 };
 
 static struct fifo todo_q, ready_q[2];
+/* unsynced messages: in preprocessing order (so by sync_by), and those
+ * that must be synced at once (see sync_due) */
+static struct fifo sync_q, syncnow_q;
 
 static void
 fifo_push(struct fifo *f, unsigned long long id)
@@ -594,6 +607,9 @@ pre_write(struct pre *p)
 	}
 	qpath(fn, sizeof fn, "error", m->id);
 	unlink(fn);
+	/* failures recorded before a crash that left todo/ come again */
+	qpath(fn, sizeof fn, "bounce", m->id);
+	unlink(fn);
 	while (i < env.len) {
 		const char *f = env.s + i;
 		size_t l = strnlen(f, env.len - i);
@@ -655,16 +671,22 @@ log_new(const struct pre *p)
 		p->nr[REMOTE]);
 }
 
-/* preprocess up to PRE_BATCH todo entries: write all, sync all, commit */
+/*
+ * Preprocess up to PRE_BATCH todo entries.  Their files are written, not
+ * synced: todo/ stays, so a crash before the sync preprocesses the message
+ * again (and delivers it again: at least once).  Deliveries start at once;
+ * a message whose first attempt settles everything is retired without
+ * ever being synced (retire removes its todo too), which saves two files'
+ * and two directories' flushes for most mail.  The others are synced by
+ * sync_due.
+ */
 static void
 preprocess(void)
 {
 	static struct pre batch[PRE_BATCH];
-	unsigned char dirty[3][QUEUE_SPLIT];
 	size_t n = 0, i;
 	int k, c;
 
-	memset(dirty, 0, sizeof dirty);
 	while (n < PRE_BATCH && todo_q.n) {
 		struct msg *m = msg_find(fifo_front(&todo_q));
 
@@ -678,20 +700,127 @@ preprocess(void)
 	}
 	for (i = 0; i < n; i++) {
 		struct pre *p = &batch[i];
-		unsigned sub = (unsigned)(p->m->id % QUEUE_SPLIT);
 
 		for (k = 0; k < p->nfd; k++)
-			if (fsync(p->fds[k]) == -1 || close(p->fds[k]) == -1) {
-				pre_fail(p, "unable to sync");
+			if (close(p->fds[k]) == -1) {
+				pre_fail(p, "unable to write");
 				break;
 			}
 		if (!p->m)
 			continue;
 		p->nfd = 0;
-		dirty[2][sub] = 1;
-		for (c = 0; c < 2; c++)
+		log_new(p);
+		p->m->state = M_ACTIVE;
+		p->m->unsynced = 1;
+		p->m->sync_by = now + SYNC_AFTER;
+		fifo_push(&sync_q, p->m->id);
+		for (c = 0; c < 2; c++) {
+			p->m->pending[c] = p->nr[c] > 0;
 			if (p->nr[c])
-				dirty[c][sub] = 1;
+				schedule(p->m, c, now);
+		}
+		if (!p->nr[0] && !p->nr[1]) /* no recipients at all */
+			schedule(p->m, LOCAL, now);
+		str_free(&p->sender);
+	}
+}
+
+/* flush one message's local, remote and info files: a bit per file
+ * flushed (1 local, 2 remote, 4 info), -1 on failure */
+static int
+sync_files(struct msg *m)
+{
+	static const char *const dirs[3] = {"local", "remote", "info"};
+	char fn[64];
+	int k, fd, done = 0;
+
+	for (k = 0; k < 3; k++) {
+		qpath(fn, sizeof fn, dirs[k], m->id);
+		fd = open(fn, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd == -1) {
+			if (errno == ENOENT && k < 2)
+				continue; /* a channel with no recipients */
+			log_sys("msg %llu: unable to open %s to sync it",
+				m->id, fn);
+			return -1;
+		}
+		if (fsync(fd) == -1) {
+			log_sys("msg %llu: unable to sync %s", m->id, fn);
+			close(fd);
+			return -1;
+		}
+		close(fd);
+		done |= 1 << k;
+	}
+	return done;
+}
+
+/*
+ * Commit the unsynced messages that are due: those whose attempt left
+ * something waiting (syncnow_q), those unsynced for SYNC_AFTER seconds,
+ * or, with all, every one (at a stop).  Their files are flushed, then the
+ * directories they are in, once each; only then may moat-clean remove
+ * todo and intd (DESIGN.md: the message is in S5).  A message whose files
+ * cannot be flushed keeps its todo and is tried again later.
+ */
+static void
+sync_due(int all)
+{
+	static struct msg **b;
+	static size_t bcap;
+	unsigned char dirty[3][QUEUE_SPLIT];
+	size_t n = 0, i;
+	int k;
+
+	for (;;) {
+		struct msg *m;
+		unsigned long long id;
+
+		if (syncnow_q.n) {
+			id = fifo_front(&syncnow_q);
+			fifo_pop(&syncnow_q);
+		} else if (sync_q.n) {
+			id = fifo_front(&sync_q);
+			m = msg_find(id);
+			if (m && m->unsynced == 1 && !all && m->sync_by > now)
+				break;
+			fifo_pop(&sync_q);
+		} else {
+			break;
+		}
+		m = msg_find(id);
+		if (!m || m->state != M_ACTIVE || m->unsynced != 1)
+			continue;
+		if (n == bcap) {
+			size_t nc = bcap ? bcap * 2 : 64;
+			struct msg **nb = realloc(b, nc * sizeof *nb);
+
+			if (!nb)
+				die(111, "out of memory");
+			b = nb;
+			bcap = nc;
+		}
+		m->unsynced = 2; /* in this batch */
+		b[n++] = m;
+	}
+	if (!n)
+		return;
+	memset(dirty, 0, sizeof dirty);
+	for (i = 0; i < n; i++) {
+		struct msg *m = b[i];
+		unsigned sub = (unsigned)(m->id % QUEUE_SPLIT);
+		int done = sync_files(m);
+
+		if (done == -1) {
+			m->unsynced = 1; /* todo/ stays; again later */
+			m->sync_by = now + SYNC_AFTER;
+			fifo_push(&sync_q, m->id);
+			b[i] = 0;
+			continue;
+		}
+		for (k = 0; k < 3; k++)
+			if (done & 1 << k)
+				dirty[k][sub] = 1;
 	}
 	for (k = 0; k < 3; k++)
 		for (i = 0; i < QUEUE_SPLIT; i++) {
@@ -704,24 +833,20 @@ preprocess(void)
 			if (queue_fsync_dir(d) == -1)
 				die_sys(111, "unable to sync %s", d);
 		}
-	for (i = 0; i < n; i++) {
-		struct pre *p = &batch[i];
-
-		if (!p->m)
-			continue;
-		/* committed to info/: todo and intd may go */
-		clean_request('T', p->m->id);
-		log_new(p);
-		p->m->state = M_ACTIVE;
-		for (c = 0; c < 2; c++) {
-			p->m->pending[c] = p->nr[c] > 0;
-			if (p->nr[c])
-				schedule(p->m, c, now);
+	for (i = 0; i < n; i++)
+		if (b[i]) {
+			/* committed to info/: todo and intd may go */
+			b[i]->unsynced = 0;
+			clean_request('T', b[i]->id);
 		}
-		if (!p->nr[0] && !p->nr[1]) /* no recipients at all */
-			schedule(p->m, LOCAL, now);
-		str_free(&p->sender);
-	}
+}
+
+/* m's attempt left it waiting: commit it at the end of this round */
+static void
+sync_soon(struct msg *m)
+{
+	if (m->unsynced == 1)
+		fifo_push(&syncnow_q, m->id);
 }
 
 /* moat-clean has done all it was asked for m: forget it, and take up a
@@ -1381,6 +1506,10 @@ retire(struct msg *m)
 		log_sys("unable to remove %s", fn);
 		return;
 	}
+	if (m->unsynced) { /* finished before its sync: todo goes first */
+		m->unsynced = 0;
+		clean_request('T', m->id);
+	}
 	clean_request('M', m->id);
 	log_msg("end msg %llu", m->id);
 	m->state = M_RETIRING; /* forgotten when moat-clean has answered */
@@ -1397,6 +1526,7 @@ settle(struct msg *m)
 	if (m->bounce && send_bounce(m) == -1) {
 		m->bounce_next = now + BOUNCE_RETRY;
 		heap_push(m->bounce_next, m->id, 2);
+		sync_soon(m);
 		return;
 	}
 	if (!m->pending[0] && !m->pending[1] && !m->bounce && !m->ready[0] &&
@@ -1416,6 +1546,8 @@ finish_attempt(struct msg *m, int c)
 	if (m->pending[c]) {
 		unsigned long age = now > m->birth ? (unsigned long)(now - m->birth)
 						   : 0;
+
+		sync_soon(m); /* it waits: commit it */
 		unsigned long k = isqrt(age) + (unsigned long)chan_c[c];
 		time_t next = m->birth + (time_t)(k * k);
 		struct timespec ts[2];
@@ -1804,6 +1936,10 @@ main(int argc, char **argv)
 			stop_deadline = now + STOP_WAIT;
 		}
 		if (stop_deadline) {
+			/* commit what is waiting, so a restart does not
+			 * deliver it again */
+			if (!inflight[0] && !inflight[1])
+				sync_due(1);
 			if (!inflight[0] && !inflight[1] && !clean_q.n)
 				break;
 			if (now >= stop_deadline) {
@@ -1833,6 +1969,7 @@ main(int argc, char **argv)
 				preprocess();
 			for (c = 0; c < 2; c++)
 				dispatch(c);
+			sync_due(0);
 		}
 		for (c = 0; c < 2; c++)
 			if (!spawner[c].dead)
@@ -1847,6 +1984,11 @@ main(int argc, char **argv)
 			time_t t = last_scan + RESCAN_EVERY;
 			if (heap_n && heap[0].when < t)
 				t = heap[0].when;
+			if (sync_q.n) {
+				struct msg *m = msg_find(fifo_front(&sync_q));
+				if (!m || m->sync_by < t)
+					t = m ? m->sync_by : now;
+			}
 			timeout = t <= now ? 0 : (int)(t - now) * 1000;
 		}
 		p[n].fd = sigpipe[0];

@@ -92,6 +92,7 @@
 #define BOUNCE_CAP (64 * 1024)  /* bytes of the original in a bounce */
 #define STOP_WAIT 120           /* seconds SIGTERM waits for deliveries */
 #define LOCK_WAIT 5             /* seconds to wait for the queue lock */
+#define SYNC_BATCH 256          /* messages flushed per round, at most */
 #define SYNC_AFTER 2            /* seconds (less one, at the least) a
                                  * preprocessed message may stay unsynced
                                  * while its deliveries run */
@@ -761,7 +762,8 @@ sync_files(struct msg *m)
  * or, with all, every one (at a stop).  Their files are flushed, then the
  * directories they are in, once each; only then may moat-clean remove
  * todo and intd (DESIGN.md: the message is in S5).  A message whose files
- * cannot be flushed keeps its todo and is tried again later.
+ * cannot be flushed keeps its todo and is tried again later.  At most
+ * SYNC_BATCH per call, so that a backlog does not hold up results.
  */
 static void
 sync_due(int all)
@@ -772,7 +774,7 @@ sync_due(int all)
 	size_t n = 0, i;
 	int k;
 
-	for (;;) {
+	while (n < SYNC_BATCH) {
 		struct msg *m;
 		unsigned long long id;
 
@@ -1984,7 +1986,9 @@ main(int argc, char **argv)
 			time_t t = last_scan + RESCAN_EVERY;
 			if (heap_n && heap[0].when < t)
 				t = heap[0].when;
-			if (sync_q.n) {
+			if (syncnow_q.n) {
+				t = now;
+			} else if (sync_q.n) {
 				struct msg *m = msg_find(fifo_front(&sync_q));
 				if (!m || m->sync_by < t)
 					t = m ? m->sync_by : now;

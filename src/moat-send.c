@@ -119,7 +119,8 @@ struct msg {
 	unsigned char bounce;  /* bounce/ has records */
 	unsigned char retodo;  /* M_RETIRING, and todo/ has its id again */
 	unsigned char unsynced; /* info/local/remote written, not yet synced:
-				 * todo/ stays, the message's commit mark */
+				 * todo/ stays, the message's commit mark
+				 * (1; 2 being synced; 3 a flush failed) */
 	time_t sync_by;        /* when unsynced: sync at the latest then */
 	unsigned cleaning;     /* moat-clean requests not yet answered */
 	/* the attempt being dispatched */
@@ -762,7 +763,7 @@ sync_files(struct msg *m)
  * or, with all, every one (at a stop).  Their files are flushed, then the
  * directories they are in, once each; only then may moat-clean remove
  * todo and intd (DESIGN.md: the message is in S5).  A message whose files
- * cannot be flushed keeps its todo and is tried again later.  At most
+ * cannot be flushed is never committed from them.  At most
  * SYNC_BATCH per call, so that a backlog does not hold up results.
  */
 static void
@@ -814,9 +815,13 @@ sync_due(int all)
 		int done = sync_files(m);
 
 		if (done == -1) {
-			m->unsynced = 1; /* todo/ stays; again later */
-			m->sync_by = now + SYNC_AFTER;
-			fifo_push(&sync_q, m->id);
+			/* a failed flush cannot be trusted when tried again
+			 * (the kernel may have dropped the pages): todo/ stays
+			 * the commit mark, and the next start preprocesses
+			 * the message afresh if it is still there */
+			log_msg("msg %llu: stays in todo/ until it is "
+				"finished or moat-send restarts", m->id);
+			m->unsynced = 3;
 			b[i] = 0;
 			continue;
 		}
@@ -1508,7 +1513,7 @@ retire(struct msg *m)
 		log_sys("unable to remove %s", fn);
 		return;
 	}
-	if (m->unsynced) { /* finished before its sync: todo goes first */
+	if (m->unsynced) { /* never committed: todo and intd go, then mess */
 		m->unsynced = 0;
 		clean_request('T', m->id);
 	}

@@ -7,6 +7,7 @@ flushed them.  Mail delivered at its first attempt is retired without
 that flush; anything that has to wait is committed (todo/ and intd/
 removed, info/ kept): a deferred recipient, a delivery still running
 after one to two seconds, a message still waiting for a slot when moat-send stops.
+One whose files cannot be flushed is never committed from them.
 A crash before the commit delivers the message again, never loses it."""
 import os
 import signal
@@ -127,6 +128,26 @@ try:
     t.ok(wait_for(lambda: subjects(root, "alice") == ["slow"] and
                   not leftovers(root), 15),
          "then it is delivered once and retired", leftovers(root))
+finally:
+    t.ok(run.stop() == 0, "moat run stops cleanly")
+remove_root(root)
+
+# --- a flush that fails: never committed from those files --------------
+root, run = start(slow=3)
+try:
+    mid = send_id(run, ["alice@localhost"], "unflushable")
+    t.ok(wait_for(lambda: has(root, "info", mid), 5),
+         "the message is preprocessed")
+    os.chmod(qfile(root, "info", mid), 0)  # moat-send can no longer open it
+    t.ok(wait_for(lambda: "stays in todo/" in run.logtext(), 5),
+         "info/ cannot be flushed: moat-send says the message stays in todo/",
+         run.logtext()[-800:])
+    t.ok(has(root, "todo", mid) and has(root, "intd", mid),
+         "... and todo and intd are kept", leftovers(root))
+    t.ok(wait_for(lambda: subjects(root, "alice") == ["unflushable"] and
+                  not leftovers(root), 15),
+         "the running delivery finishes; the message is delivered once and "
+         "retired, todo included", leftovers(root))
 finally:
     t.ok(run.stop() == 0, "moat run stops cleanly")
 remove_root(root)

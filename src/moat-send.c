@@ -19,7 +19,9 @@
  * removes todo and intd, only when the message must wait (a deferral, a
  * bounce to retry, SYNC_AFTER seconds, a stop): until then todo stays the
  * commit mark, and mail delivered at its first attempt never pays for the
- * flushes (its todo is removed when it is retired).  Each attempt sends
+ * flushes (its todo is removed when it is retired).  After a crash of
+ * moat-send alone (info/ names this boot), such a message is taken up
+ * from its files, done marks included.  Each attempt sends
  * every pending recipient as a job (one
  * per local recipient, one per remote domain) within the concurrency
  * limits; a success or permanent failure flips the record's tag to 'D' in
@@ -122,6 +124,7 @@ struct msg {
 				 * todo/ stays, the message's commit mark
 				 * (1; 2 being synced; 3 a flush failed) */
 	time_t sync_by;        /* when unsynced: sync at the latest then */
+	unsigned char reretire; /* M_RETIRING for todo/ only: retire() again */
 	unsigned cleaning;     /* moat-clean requests not yet answered */
 	/* the attempt being dispatched */
 	unsigned char *sent[2]; /* per record: already given to a job */
@@ -531,6 +534,28 @@ schedule(struct msg *m, int c, time_t when)
 	}
 }
 
+/* this boot's id: info/ written in this boot, and not flushed, is still
+ * exactly as written (the page cache), which a crash of a process does
+ * not change; "" when the kernel does not say */
+static str bootid;
+
+static void
+read_bootid(void)
+{
+	str b = STR_INIT;
+
+	if (io_readfile("/proc/sys/kernel/random/boot_id", &b, 64, 0) == -1) {
+		str_free(&b);
+		return;
+	}
+	while (b.len && (b.s[b.len - 1] == '\n' || b.s[b.len - 1] == 0))
+		b.len--;
+	if (b.len && !memchr(b.s, 0, b.len))
+		bootid = b;
+	else
+		str_free(&b);
+}
+
 struct pre {
 	struct msg *m;
 	int fds[3];
@@ -553,12 +578,13 @@ pre_fail(struct pre *p, const char *why)
 	for (i = 0; i < p->nfd; i++)
 		close(p->fds[i]);
 	p->nfd = 0;
+	/* info first: with todo/, it says the others are complete */
+	qpath(fn, sizeof fn, "info", p->m->id);
+	unlink(fn);
 	for (c = 0; c < 2; c++) {
 		qpath(fn, sizeof fn, chan_dir[c], p->m->id);
 		unlink(fn);
 	}
-	qpath(fn, sizeof fn, "info", p->m->id);
-	unlink(fn);
 	/* todo/ stays: the next trigger, whatever it names, tries again */
 	pre_failed |= 1ULL << (p->m->id % QUEUE_SPLIT);
 	msg_del(p->m);
@@ -602,7 +628,10 @@ pre_write(struct pre *p)
 	}
 	m->birth = st.st_mtime;
 	p->size = (size_t)st.st_size;
-	/* leftovers of an earlier crash go first */
+	/* leftovers of an earlier crash go first, info before the others
+	 * (written last, it says that they are complete; see scan_info) */
+	qpath(fn, sizeof fn, "info", m->id);
+	unlink(fn);
 	for (c = 0; c < 2; c++) {
 		qpath(fn, sizeof fn, chan_dir[c], m->id);
 		unlink(fn);
@@ -648,7 +677,8 @@ pre_write(struct pre *p)
 	if (env_add(&info, 'F', p->sender.s, p->sender.len) == -1 ||
 	    str_catc(&info, 'B') == -1 ||
 	    str_catu(&info, (unsigned long long)m->birth) == -1 ||
-	    str_catc(&info, 0) == -1)
+	    str_catc(&info, 0) == -1 ||
+	    (bootid.len && env_add(&info, 'b', bootid.s, bootid.len) == -1))
 		die(111, "out of memory");
 	qpath(fn, sizeof fn, "info", m->id);
 	if (write_file(fn, &info, &fd) == -1) {
@@ -856,6 +886,8 @@ sync_soon(struct msg *m)
 		fifo_push(&syncnow_q, m->id);
 }
 
+static void retire(struct msg *m);
+
 /* moat-clean has done all it was asked for m: forget it, and take up a
  * new message that came meanwhile under the same id */
 static void
@@ -864,6 +896,12 @@ retired(struct msg *m)
 	unsigned long long id = m->id;
 	int again = m->retodo;
 
+	if (m->reretire) { /* todo and intd are gone: now the rest */
+		m->reretire = 0;
+		m->state = M_ACTIVE;
+		retire(m);
+		return;
+	}
 	msg_del(m);
 	if (again) {
 		m = msg_add(id);
@@ -936,6 +974,34 @@ count_pending(const str *data)
 	return n;
 }
 
+/*
+ * Whether info/ of a message still in todo/ can be taken up as it is: it
+ * was written in this boot (so a crash of moat-send, not of the machine,
+ * cut its first attempt short, and the page cache holds exactly what was
+ * written) and is whole.  preprocess writes info/ last and removes it
+ * first, so then local/ and remote/ are whole too, with their done marks.
+ */
+static int
+adoptable(const str *info)
+{
+	size_t k = 0;
+	int sender = 0, boot = 0;
+
+	if (!bootid.len || !info->len || info->s[info->len - 1])
+		return 0;
+	while (k < info->len) {
+		size_t l = strnlen(info->s + k, info->len - k);
+
+		if (l && info->s[k] == 'F')
+			sender = 1;
+		else if (l == bootid.len + 1 && info->s[k] == 'b' &&
+			 !memcmp(info->s + k + 1, bootid.s, bootid.len))
+			boot = 1;
+		k += l + 1;
+	}
+	return sender && boot;
+}
+
 /* start-up: messages already preprocessed, and orphans */
 static void
 scan_info(void)
@@ -957,16 +1023,27 @@ scan_info(void)
 			unsigned long long id = strtoull(e->d_name, &end, 10);
 			struct msg *m;
 			struct stat st;
+			int uncommitted, got;
 
 			if (e->d_name[0] < '0' || e->d_name[0] > '9' || *end)
 				continue;
 			qpath(fn, sizeof fn, "todo", id);
-			if (access(fn, F_OK) == 0)
+			uncommitted = access(fn, F_OK) == 0;
+			qpath(fn, sizeof fn, "info", id);
+			got = slurp(fn, &data) == 0;
+			if (uncommitted && !(got && adoptable(&data)))
 				continue; /* preprocessing was cut short: redo */
 			m = msg_add(id);
 			m->state = M_ACTIVE;
-			qpath(fn, sizeof fn, "info", id);
-			if (slurp(fn, &data) == 0) {
+			if (uncommitted) {
+				/* its first attempt was cut short by a crash
+				 * of moat-send: go on from its files, and
+				 * commit them at once */
+				m->unsynced = 1;
+				m->sync_by = now;
+				fifo_push(&sync_q, id);
+			}
+			if (got) {
 				size_t k = 0;
 				while (k < data.len) {
 					size_t l = strnlen(data.s + k,
@@ -1498,6 +1575,16 @@ retire(struct msg *m)
 	char fn[64];
 	int c;
 
+	if (m->unsynced) {
+		/* never committed: todo and intd go first, so that a crash
+		 * meanwhile finds the files that say it is done; retired()
+		 * comes back here when moat-clean has answered */
+		m->unsynced = 0;
+		m->reretire = 1;
+		clean_request('T', m->id);
+		m->state = M_RETIRING;
+		return;
+	}
 	for (c = 0; c < 2; c++) {
 		qpath(fn, sizeof fn, chan_dir[c], m->id);
 		if (unlink(fn) == -1 && errno != ENOENT)
@@ -1512,10 +1599,6 @@ retire(struct msg *m)
 	if (unlink(fn) == -1 && errno != ENOENT) {
 		log_sys("unable to remove %s", fn);
 		return;
-	}
-	if (m->unsynced) { /* never committed: todo and intd go, then mess */
-		m->unsynced = 0;
-		clean_request('T', m->id);
 	}
 	clean_request('M', m->id);
 	log_msg("end msg %llu", m->id);
@@ -1917,6 +2000,7 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	now = time(0);
+	read_bootid();
 	scan_info();
 	scan_todo(SCAN_ALL);
 	scan_orphans();

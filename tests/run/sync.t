@@ -12,7 +12,9 @@ A crash before the commit delivers the message again, never loses it."""
 import os
 import signal
 import smtplib
+import socket
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -212,6 +214,56 @@ try:
          "%s %s" % (subjects(root, "alice"), leftovers(root)))
 finally:
     t.ok(run.stop() == 0, "moat run stops cleanly")
+remove_root(root)
+
+# --- moat-send crashes after a delivery, before the commit ------------
+# the machine did not crash, so its files are whole: the next moat-send
+# goes on from them, and the done recipient is not delivered again
+stall = socket.socket()
+stall.bind(("127.0.0.1", 0))
+stall.listen(8)
+held = []
+
+
+def hold():
+    """a remote host that accepts and never greets"""
+    while True:
+        try:
+            c, _ = stall.accept()
+        except OSError:
+            return
+        held.append(c)
+
+
+threading.Thread(target=hold, daemon=True).start()
+root, run = start({"smtproutes": "stall.example:[127.0.0.1]:%d" %
+                   stall.getsockname()[1], "timeoutremote": "4",
+                   "relayclients": "127.0.0.0/8"})
+try:
+    mid = send_id(run, ["alice@localhost", "bob@stall.example"], "adopted")
+    t.ok(wait_for(lambda: subjects(root, "alice") == ["adopted"], 5, 0.01),
+         "the local recipient has it; the remote host does not answer")
+    if not has(root, "todo", mid):
+        t.skip("moat-send killed before the commit", "the machine was too "
+               "slow: the message was committed before the kill")
+    else:
+        for p in pids_of("moat-send", run.proc.pid):
+            os.kill(p, signal.SIGKILL)
+        t.ok(wait_for(lambda: run.logtext().count("moat-send: started") >= 2
+                      and not has(root, "todo", mid), 15) and
+             has(root, "info", mid) and has(root, "remote", mid),
+             "moat-send killed before the commit: the next one takes the "
+             "message up from its files and commits it", leftovers(root))
+        time.sleep(1)
+        t.ok(subjects(root, "alice") == ["adopted"] and
+             run.logtext().count("new msg %d " % mid) == 1,
+             "... and does not deliver it to the local recipient again",
+             "%s\n%s" % (subjects(root, "alice"), run.logtext()[-1500:]))
+finally:
+    t.ok(run.stop(20) == 0, "moat run stops cleanly")
+    stall.close()
+    for c in held:
+        c.close()
 remove_root(root)
 
 # --- a crash before the commit: delivered again, not lost -------------

@@ -47,6 +47,7 @@
 #include "io.h"
 #include "log.h"
 #include "paths.h"
+#include "route.h"
 #include "smtpcmd.h"
 #include "str.h"
 #include "users.h"
@@ -400,48 +401,6 @@ allowed(const str *a)
 	}
 }
 
-/* the virtualdomains prepend for dom (exact, then .suffixes, then the
- * catch-all); NULL when none or an exception */
-static const char *
-vdom_prepend(const char *a, size_t alen, const char *dom, size_t dl,
-	     size_t *pl)
-{
-	size_t i, k, off;
-	const char *keys[3];
-	size_t klen[3];
-
-	keys[0] = a, klen[0] = alen;
-	keys[1] = dom, klen[1] = dl;
-	for (k = 0; k < dl + 3; k++) {
-		const char *key;
-		size_t kl;
-
-		if (k < 2) {
-			key = keys[k];
-			kl = klen[k];
-		} else if (k - 2 < dl) {
-			if (dom[k - 2] != '.')
-				continue;
-			key = dom + k - 2;
-			kl = dl - (k - 2);
-		} else {
-			key = "";
-			kl = 0;
-		}
-		for (i = 0, off = 0; i < n_vdoms; i++) {
-			const char *it = vdoms.s + off, *colon = strchr(it, ':');
-
-			off += strlen(it) + 1;
-			if (colon && (size_t)(colon - it) == kl &&
-			    !strncasecmp(it, key, kl)) {
-				*pl = strlen(colon + 1);
-				return *pl ? colon + 1 : 0;
-			}
-		}
-	}
-	return 0;
-}
-
 /* is dom listed in locals (whole names only, as moat-send matches)? */
 static int
 is_local(const char *dom, size_t dl)
@@ -506,9 +465,17 @@ local_exists(const str *a)
 		r = users_rcpt_ok(root, a->s, ll, flags);
 		return r != 0;
 	}
-	pre = vdom_prepend(a->s, a->len, d, dl, &pl);
-	if (!pre)
-		return 1; /* remote: not ours to judge */
+	/* the whole address as moat-send looks it up: user@domain, with
+	 * envnoathost added where there is no domain */
+	if (str_copyb(&l, a->s, ll) == -1 || str_catc(&l, '@') == -1 ||
+	    str_catb(&l, d, dl) == -1)
+		nomem();
+	pre = vdom_find(&vdoms, n_vdoms, l.s, l.len, &pl);
+	if (!pre || !pl) {
+		str_free(&l);
+		return 1; /* remote, or an exception: not ours to judge */
+	}
+	l.len = 0;
 	if (str_catb(&l, pre, pl) == -1 || str_catc(&l, '-') == -1 ||
 	    str_catb(&l, a->s, ll) == -1)
 		nomem();

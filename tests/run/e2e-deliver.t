@@ -100,6 +100,29 @@ try:
         t.ok(code == 250, "a known one in the same transaction gets 250")
         s.rset()
 
+    # virtualdomains at RCPT, as moat-send will route: an address without
+    # a domain is looked up whole with envnoathost added
+    write_control(root, "rcpthosts", "localhost\nvirt.example")
+    write_control(root, "envnoathost", "virt.example")
+    write_control(root, "virtualdomains",
+                  "keep@virt.example:\nvirt.example:nosuch")
+    with smtplib.SMTP(run.host, run.port, timeout=30) as s:
+        s.ehlo()
+        s.mail("sender@example.org")
+        code, text = s.rcpt("x@virt.example")
+        t.ok(code == 550 and b"5.1.1" in text, "a virtual domain's user "
+             "whose prepended name nobody takes gets 550 5.1.1", (code, text))
+        code, text = s.rcpt("keep")
+        t.ok(code == 250, "an address without a domain whose whole-address "
+             "line (with envnoathost) is an exception is not refused",
+             (code, text))
+        code, text = s.rcpt("other")
+        t.ok(code == 550, "... another one falls to the domain's line and is "
+             "refused", (code, text))
+        s.rset()
+    for name in ("rcpthosts", "envnoathost", "virtualdomains"):
+        os.unlink(os.path.join(root, "control", name))
+
     # a program delivery sees its environment
     with smtplib.SMTP(run.host, run.port, timeout=30) as s:
         s.sendmail("sender@example.org", ["prog@localhost"],

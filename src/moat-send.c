@@ -1636,11 +1636,11 @@ finish_attempt(struct msg *m, int c)
 	if (m->pending[c]) {
 		unsigned long age = now > m->birth ? (unsigned long)(now - m->birth)
 						   : 0;
-
-		sync_soon(m); /* it waits: commit it */
 		unsigned long k = isqrt(age) + (unsigned long)chan_c[c];
 		time_t next = m->birth + (time_t)(k * k);
 		struct timespec ts[2];
+
+		sync_soon(m); /* it waits: commit it */
 
 		if (next <= now)
 			next = now + 1;
@@ -2078,9 +2078,11 @@ main(int argc, char **argv)
 			if (syncnow_q.n) {
 				t = now;
 			} else if (sync_q.n) {
+				/* a stale front (NULL) is popped at once */
 				struct msg *m = msg_find(fifo_front(&sync_q));
-				if (!m || m->sync_by < t)
-					t = m ? m->sync_by : now;
+				time_t due = m ? m->sync_by : now;
+				if (due < t)
+					t = due;
 			}
 			timeout = t <= now ? 0 : (int)(t - now) * 1000;
 		}

@@ -9,6 +9,7 @@ removed, info/ kept): a deferred recipient, a delivery still running
 after one to two seconds, a message still waiting for a slot when moat-send stops.
 One whose files cannot be flushed is never committed from them.
 A crash before the commit delivers the message again, never loses it."""
+import contextlib
 import os
 import signal
 import smtplib
@@ -97,9 +98,27 @@ def start(control=None, slow=None):
     return root, MoatRun(root=root)
 
 
+@contextlib.contextmanager
+def scenario(control=None, slow=None, stop_timeout=10):
+    """start(); at the end moat run must stop cleanly, and the run
+    directory goes"""
+    root, run = start(control, slow)
+    try:
+        yield root, run
+    finally:
+        t.ok(run.stop(stop_timeout) == 0, "moat run stops cleanly")
+        remove_root(root)
+
+
+def preprocessed(root, run, rcpts, subject, desc):
+    """send one message and see its info/ file appear; its id"""
+    mid = send_id(run, rcpts, subject)
+    t.ok(wait_for(lambda: has(root, "info", mid), 5), desc)
+    return mid
+
+
 # --- delivered at once: retired without a commit, nothing left ---------
-root, run = start()
-try:
+with scenario() as (root, run):
     for i in range(20):
         send(run, ["alice@localhost"], "fast %d" % i)
     t.ok(wait_for(lambda: len(maildir_files(root, "alice")) >= 20 and
@@ -108,16 +127,11 @@ try:
          "intd, info, local or mess file left)", leftovers(root)[:10])
     t.ok(subjects(root, "alice") == sorted("fast %d" % i for i in range(20)),
          "... each delivered exactly once", subjects(root, "alice"))
-finally:
-    t.ok(run.stop() == 0, "moat run stops cleanly")
-remove_root(root)
 
 # --- a delivery still running after 1-2 s: committed meanwhile --------
-root, run = start(slow=4)
-try:
-    mid = send_id(run, ["alice@localhost"], "slow")
-    t.ok(wait_for(lambda: has(root, "info", mid), 5),
-         "the slow message is preprocessed")
+with scenario(slow=4) as (root, run):
+    mid = preprocessed(root, run, ["alice@localhost"], "slow",
+                       "the slow message is preprocessed")
     committed = wait_for(lambda: not has(root, "todo", mid) and
                          not has(root, "intd", mid), 3.5, 0.02)
     running = bool(pids_of("moat-local", run.proc.pid))
@@ -130,16 +144,11 @@ try:
     t.ok(wait_for(lambda: subjects(root, "alice") == ["slow"] and
                   not leftovers(root), 15),
          "then it is delivered once and retired", leftovers(root))
-finally:
-    t.ok(run.stop() == 0, "moat run stops cleanly")
-remove_root(root)
 
 # --- a flush that fails: never committed from those files --------------
-root, run = start(slow=3)
-try:
-    mid = send_id(run, ["alice@localhost"], "unflushable")
-    t.ok(wait_for(lambda: has(root, "info", mid), 5),
-         "the message is preprocessed")
+with scenario(slow=3) as (root, run):
+    mid = preprocessed(root, run, ["alice@localhost"], "unflushable",
+                       "the message is preprocessed")
     os.chmod(qfile(root, "info", mid), 0)  # moat-send can no longer open it
     t.ok(wait_for(lambda: "stays in todo/" in run.logtext(), 5),
          "info/ cannot be flushed: moat-send says the message stays in todo/",
@@ -150,9 +159,6 @@ try:
                   not leftovers(root), 15),
          "the running delivery finishes; the message is delivered once and "
          "retired, todo included", leftovers(root))
-finally:
-    t.ok(run.stop() == 0, "moat run stops cleanly")
-remove_root(root)
 
 # --- a deferred recipient: committed at once ----------------------------
 root, run = start({"smtproutes": "down.example:[127.0.0.1]:%d" % free_port(),
@@ -267,11 +273,9 @@ finally:
 remove_root(root)
 
 # --- a crash before the commit: delivered again, not lost -------------
-root, run = start(slow=0.5)
-try:
-    mid = send_id(run, ["alice@localhost"], "crash")
-    t.ok(wait_for(lambda: has(root, "info", mid), 5),
-         "the message is preprocessed")
+with scenario(slow=0.5) as (root, run):
+    mid = preprocessed(root, run, ["alice@localhost"], "crash",
+                       "the message is preprocessed")
     time.sleep(0.2)
     t.ok(has(root, "todo", mid), "... and in its first attempt, "
          "uncommitted (todo kept)")
@@ -284,7 +288,4 @@ try:
                                              leftovers(root)))
     t.diag("deliveries of the crashed message: %d (at least once)" %
            subjects(root, "alice").count("crash"))
-finally:
-    t.ok(run.stop() == 0, "moat run stops cleanly")
-remove_root(root)
 t.done()

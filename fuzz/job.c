@@ -4,11 +4,12 @@
  * job_cattext() on arguments cut from them.
  *
  * The first two bytes are the sizes (1 to 256) of the pieces in which the
- * rest, the stream, is handed to an incremental reader, alternately; a
- * second reader gets the whole stream at once.  Checked, for jobs and for
- * results alike:
+ * rest, the stream, is handed to an incremental reader, alternately, which
+ * drops each record it has read; a second reader gets the whole stream at
+ * once and only moves its offset.  Checked, for jobs and for results alike:
  *  - both readers give the same records and end the same way: 0 with the
- *    same incomplete tail left, or -1 with errno EPROTO and nothing taken;
+ *    same incomplete tail left, or -1 with errno EPROTO and the offset
+ *    where it was;
  *  - a record read is within the limits: n below 2^32, 1 to JOB_RCPT_MAX
  *    recipients or results, no value longer than JOB_FIELD_MAX (a text no
  *    longer than JOB_TEXT_MAX, printable ASCII), statuses K, Z or D, every
@@ -47,9 +48,9 @@ struct rec {
 };
 
 static int
-get(int res, str *buf, struct rec *x)
+get(int res, const str *buf, size_t *pos, struct rec *x)
 {
-	return res ? result_get(buf, &x->r) : job_get(buf, &x->j);
+	return res ? result_get(buf, pos, &x->r) : job_get(buf, pos, &x->j);
 }
 
 /* the next record, with more pieces fed while the reader wants them */
@@ -57,9 +58,10 @@ static int
 feed_get(struct feed *f, int res, struct rec *x)
 {
 	for (;;) {
-		int r = get(res, &f->buf, x);
-		size_t n;
+		size_t n, pos = 0;
+		int r = get(res, &f->buf, &pos, x);
 
+		str_drop(&f->buf, pos);
 		if (r != 0 || f->fed == f->size)
 			return r;
 		n = f->step[f->turn++ % 2];
@@ -171,16 +173,16 @@ read_all(int res, const char *s, size_t n, const size_t step[2],
 {
 	struct feed f = {s, n, 0, {step[0], step[1]}, 0, STR_INIT};
 	str all = STR_INIT, out = STR_INIT;
-	size_t i;
+	size_t i, apos = 0;
 	int r;
 
 	if (str_copyb(&all, s, n) == -1)
 		abort();
 	do {
-		size_t len = all.len;
+		size_t was = apos, opos = 0;
 
 		errno = 0;
-		r = get(res, &all, &x[0]);
+		r = get(res, &all, &apos, &x[0]);
 		if (feed_get(&f, res, &x[1]) != r)
 			abort();
 		if (r == 1) {
@@ -191,14 +193,16 @@ read_all(int res, const char *s, size_t n, const size_t step[2],
 			if (!same(res, &x[0], &x[1]))
 				abort();
 			out.len = 0;
-			if (put(res, &out, &x[0]) ||
-			    get(res, &out, &x[2]) != 1 || out.len ||
-			    !same(res, &x[0], &x[2]))
+			if (apos <= was || put(res, &out, &x[0]) ||
+			    get(res, &out, &opos, &x[2]) != 1 ||
+			    opos != out.len || !same(res, &x[0], &x[2]))
 				abort();
 		} else if (r == 0) {
-			if (!same_str(&all, &f.buf))
+			if (apos != was || all.len - apos != f.buf.len ||
+			    (f.buf.len &&
+			     memcmp(all.s + apos, f.buf.s, f.buf.len)))
 				abort();
-		} else if (r != -1 || errno != EPROTO || all.len != len) {
+		} else if (r != -1 || errno != EPROTO || apos != was) {
 			abort();
 		}
 	} while (r == 1);
@@ -240,7 +244,7 @@ encode(const char *s, size_t n)
 	static char status[JOB_RCPT_MAX];
 	str sender = STR_INIT, rcpts = STR_INIT, texts = STR_INIT;
 	str want = STR_INIT, out = STR_INIT;
-	size_t off = 0, k = 0, i;
+	size_t off = 0, k = 0, i, pos;
 	unsigned long long id = 0;
 	int job_ok = 1, res_ok = 1;
 
@@ -275,23 +279,29 @@ encode(const char *s, size_t n)
 
 	if (job_put(&out, n, id, sender.s, rcpts.s, k - 1) != (job_ok ? 0 : -1))
 		abort();
-	if (job_ok && (job_get(&out, &job) != 1 || out.len || job.n != n ||
+	pos = 0;
+	if (job_ok && (job_get(&out, &pos, &job) != 1 || pos != out.len ||
+	               job.n != n ||
 	               job.id != id || job.nrcpt != k - 1 ||
 	               job.sender.len + 1 != sender.len ||
 	               memcmp(job.sender.s, sender.s, sender.len) ||
 	               !same_str(&job.rcpts, &rcpts)))
 		abort();
-	if (out.len)
+	if (!job_ok && out.len)
 		abort();
 
+	out.len = 0;
 	if (result_put(&out, n, status, texts.s, k) != (res_ok ? 0 : -1))
 		abort();
-	if (res_ok && (result_get(&out, &res) != 1 || out.len || res.n != n ||
+	pos = 0;
+	if (res_ok && (result_get(&out, &pos, &res) != 1 || pos != out.len ||
+	               res.n != n ||
 	               res.nres != k || memcmp(res.status, status, k) ||
 	               !same_str(&res.texts, &want)))
 		abort();
-	if (out.len)
+	if (!res_ok && out.len)
 		abort();
+	out.len = 0;
 
 	/* the whole stream as one text */
 	want.len = 0;

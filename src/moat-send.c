@@ -356,15 +356,15 @@ config(void)
 struct conn {
 	int fd;
 	str in, out;
+	size_t outpos; /* bytes of out written */
 	int dead;
 };
 
 static struct conn spawner[2], clean;
 static unsigned inflight[2];
 
-/* clean's outstanding requests, to log failures */
-static struct fifo clean_q;
-static str clean_kind; /* one byte per outstanding request */
+/* clean's outstanding requests (ids, and their kinds), to log failures */
+static struct fifo clean_q, clean_kq;
 
 static void
 conn_queue(struct conn *c, const char *b, size_t n)
@@ -380,14 +380,13 @@ conn_write(struct conn *c)
 
 	if (!c->out.len)
 		return;
-	w = write(c->fd, c->out.s, c->out.len);
+	w = write(c->fd, c->out.s + c->outpos, c->out.len - c->outpos);
 	if (w < 0) {
 		if (errno == EAGAIN || errno == EINTR)
 			return;
 		die_sys(111, "lost a helper (fd %d)", c->fd);
 	}
-	memmove(c->out.s, c->out.s + w, c->out.len - (size_t)w);
-	c->out.len -= (size_t)w;
+	str_done(&c->out, &c->outpos, (size_t)w);
 }
 
 static void
@@ -404,8 +403,7 @@ clean_request(char kind, unsigned long long id)
 		if (m)
 			m->cleaning++;
 	}
-	if (str_catc(&clean_kind, kind) == -1)
-		die(111, "out of memory");
+	fifo_push(&clean_kq, (unsigned char)kind);
 }
 
 /* ------------------------------------------------------------ files */
@@ -1786,6 +1784,7 @@ read_conn(struct conn *c, int which)
 {
 	char buf[8192];
 	ssize_t r = read(c->fd, buf, sizeof buf);
+	size_t pos = 0;
 
 	if (r == 0)
 		die(111, "a helper closed its connection (fd %d)", c->fd);
@@ -1798,28 +1797,28 @@ read_conn(struct conn *c, int which)
 		die(111, "out of memory");
 	if (which == 2) { /* moat-clean: "K" or "Z" replies */
 		size_t i;
+		char kind;
 		for (i = 0; i + 1 < c->in.len + 1 && i < c->in.len;) {
 			char *nul = memchr(c->in.s + i, 0, c->in.len - i);
 			if (!nul)
 				break;
 			if (!clean_q.n)
 				die(111, "moat-clean said more than asked");
+			kind = (char)fifo_front(&clean_kq);
 			if (c->in.s[i] != 'K')
 				log_msg("moat-clean could not do %c %llu",
-					clean_kind.s[0], fifo_front(&clean_q));
-			if (clean_kind.s[0] != 'P') {
+					kind, fifo_front(&clean_q));
+			if (kind != 'P') {
 				struct msg *m = msg_find(fifo_front(&clean_q));
 				if (m && m->cleaning && !--m->cleaning &&
 				    m->state == M_RETIRING)
 					retired(m);
 			}
 			fifo_pop(&clean_q);
-			memmove(clean_kind.s, clean_kind.s + 1,
-				--clean_kind.len);
+			fifo_pop(&clean_kq);
 			i = (size_t)(nul - c->in.s) + 1;
 		}
-		memmove(c->in.s, c->in.s + i, c->in.len - i);
-		c->in.len -= i;
+		str_drop(&c->in, i);
 		return;
 	}
 	for (;;) {
@@ -1827,7 +1826,7 @@ read_conn(struct conn *c, int which)
 		int g;
 
 		memset(&res, 0, sizeof res);
-		g = result_get(&c->in, &res);
+		g = result_get(&c->in, &pos, &res);
 		if (g == 0) {
 			result_free(&res);
 			break;
@@ -1838,6 +1837,7 @@ read_conn(struct conn *c, int which)
 		handle_result(which, &res);
 		result_free(&res);
 	}
+	str_drop(&c->in, pos);
 	if (c->in.len > 1024 * 1024)
 		die(111, "the %s spawner sends garbage", chan_dir[which]);
 }

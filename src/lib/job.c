@@ -107,20 +107,21 @@ fail:
 	return -1;
 }
 
-/* the fields of the first whole record: end offset, 0 if incomplete, -1 bad */
+/* the length of the whole record at s (len bytes there), 0 if incomplete,
+ * -1 if bad */
 static long
-record_end(const str *buf)
+record_end(const char *s, size_t len)
 {
 	size_t pos = 0;
 
-	while (pos < buf->len) {
-		const char *f = buf->s + pos;
-		const char *nul = memchr(f, 0, buf->len - pos);
+	while (pos < len) {
+		const char *f = s + pos;
+		const char *nul = memchr(f, 0, len - pos);
 		size_t l;
 
 		/* a tag and at most JOB_FIELD_MAX bytes, as field() writes */
 		if (!nul)
-			return buf->len - pos > JOB_FIELD_MAX + 1 ? -1 : 0;
+			return len - pos > JOB_FIELD_MAX + 1 ? -1 : 0;
 		l = (size_t)(nul - f);
 		if (l > JOB_FIELD_MAX + 1)
 			return -1;
@@ -149,20 +150,18 @@ parse_num(const char *s, size_t n, unsigned long long max,
 	return *v > max ? -1 : 0;
 }
 
-static void
-consume(str *buf, size_t n)
-{
-	memmove(buf->s, buf->s + n, buf->len - n);
-	buf->len -= n;
-}
-
 int
-job_get(str *buf, struct job *j)
+job_get(const str *buf, size_t *at, struct job *j)
 {
-	long end = record_end(buf);
+	const char *s;
+	long end;
 	size_t pos = 0, stage = 0;
 	unsigned long long v;
 
+	if (*at >= buf->len)
+		return 0;
+	s = buf->s + *at;
+	end = record_end(s, buf->len - *at);
 	if (end <= 0) {
 		if (end < 0)
 			errno = EPROTO;
@@ -172,7 +171,7 @@ job_get(str *buf, struct job *j)
 	j->rcpts.len = 0;
 	j->nrcpt = 0;
 	while (pos < (size_t)end) {
-		const char *f = buf->s + pos;
+		const char *f = s + pos;
 		size_t l = strlen(f);
 
 		pos += l + 1;
@@ -202,7 +201,7 @@ job_get(str *buf, struct job *j)
 	}
 	if (stage != 3 || j->nrcpt == 0)
 		goto bad;
-	consume(buf, (size_t)end);
+	*at += (size_t)end;
 	return 1;
 bad:
 	errno = EPROTO;
@@ -224,13 +223,18 @@ text_ok(const char *t, size_t n)
 }
 
 int
-result_get(str *buf, struct job_result *r)
+result_get(const str *buf, size_t *at, struct job_result *r)
 {
-	long end = record_end(buf);
+	const char *s;
+	long end;
 	size_t pos = 0;
 	int have_n = 0;
 	unsigned long long v;
 
+	if (*at >= buf->len)
+		return 0;
+	s = buf->s + *at;
+	end = record_end(s, buf->len - *at);
 	if (end <= 0) {
 		if (end < 0)
 			errno = EPROTO;
@@ -239,7 +243,7 @@ result_get(str *buf, struct job_result *r)
 	r->nres = 0;
 	r->texts.len = 0;
 	while (pos < (size_t)end) {
-		const char *f = buf->s + pos;
+		const char *f = s + pos;
 		size_t l = strlen(f);
 
 		pos += l + 1;
@@ -261,7 +265,7 @@ result_get(str *buf, struct job_result *r)
 	}
 	if (!have_n || r->nres == 0)
 		goto bad;
-	consume(buf, (size_t)end);
+	*at += (size_t)end;
 	return 1;
 bad:
 	errno = EPROTO;

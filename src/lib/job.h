@@ -54,12 +54,15 @@ int result_put(str *out, unsigned long n, const char *status,
 int job_cattext(str *out, const char *text, size_t len);
 
 /*
- * Incremental parsing: buf holds bytes read so far.  Each returns 1 and
- * removes one record from the front of buf when a whole one is there, 0
- * when more bytes are needed, -1 (errno EPROTO) on a malformed record.
+ * Incremental parsing: buf holds bytes read so far, *pos is where the
+ * next record starts.  Each returns 1 and moves *pos past the record when
+ * a whole one is there, 0 when more bytes are needed, -1 (errno EPROTO)
+ * on a malformed record.  The caller drops the records it has read from
+ * buf once per read (str_drop), not once per record, which would move the
+ * rest of a burst of thousands of records each time.
  */
-int job_get(str *buf, struct job *out);
-int result_get(str *buf, struct job_result *out);
+int job_get(const str *buf, size_t *pos, struct job *out);
+int result_get(const str *buf, size_t *pos, struct job_result *out);
 
 void job_free(struct job *);
 void result_free(struct job_result *);

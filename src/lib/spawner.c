@@ -103,17 +103,18 @@ void
 sp_flush(void)
 {
 	ssize_t w;
-	size_t n = sp.out.len;
+	size_t n = sp.out.len - sp.outpos;
+	const char *s = sp.out.s + sp.outpos;
 
-	if (!n)
+	if (!sp.out.len)
 		return;
 	if (sp.sock) {
-		w = send(1, sp.out.s, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		w = send(1, s, n, MSG_DONTWAIT | MSG_NOSIGNAL);
 	} else {
 		/* after POLLOUT a pipe takes PIPE_BUF bytes without blocking */
 		if (n > PIPE_BUF)
 			n = PIPE_BUF;
-		w = write(1, sp.out.s, n);
+		w = write(1, s, n);
 	}
 	if (w < 0) {
 		if (errno == EINTR || errno == EAGAIN)
@@ -121,11 +122,10 @@ sp_flush(void)
 		log_sys("unable to write results");
 		sp.dead = 1;
 		sp.failed = 1;
-		sp.out.len = 0;
+		sp.out.len = sp.outpos = 0;
 		return;
 	}
-	memmove(sp.out.s, sp.out.s + w, sp.out.len - (size_t)w);
-	sp.out.len -= (size_t)w;
+	str_done(&sp.out, &sp.outpos, (size_t)w);
 }
 
 int
@@ -133,6 +133,7 @@ sp_read_jobs(str *in, struct job *j, int (*take)(struct job *))
 {
 	char buf[65536];
 	ssize_t n = read(0, buf, sizeof buf);
+	size_t pos = 0;
 	int r;
 
 	if (n < 0) {
@@ -151,11 +152,12 @@ sp_read_jobs(str *in, struct job *j, int (*take)(struct job *))
 	}
 	if (str_catb(in, buf, (size_t)n) == -1)
 		sp_nomem();
-	while ((r = job_get(in, j)) == 1)
+	while ((r = job_get(in, &pos, j)) == 1)
 		if (take(j) == -1) {
 			sp.failed = 1;
 			return 0;
 		}
+	str_drop(in, pos);
 	if (r == -1) {
 		if (errno == ENOMEM)
 			sp_nomem();

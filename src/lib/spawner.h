@@ -13,7 +13,8 @@
 
 struct spawner {
 	str root;   /* absolute */
-	str out;    /* results not yet written */
+	str out;    /* results; empty once all are written */
+	size_t outpos; /* bytes of out written */
 	int sock;   /* fd 1 is a socket: send() without blocking */
 	int dead;   /* fd 1 failed; results are discarded */
 	int failed; /* exit 111 at the end */

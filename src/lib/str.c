@@ -132,6 +132,30 @@ str_0(str *x)
 }
 
 void
+str_drop(str *x, size_t n)
+{
+	if (n >= x->len) {
+		x->len = 0;
+		return;
+	}
+	memmove(x->s, x->s + n, x->len - n);
+	x->len -= n;
+}
+
+void
+str_done(str *x, size_t *pos, size_t n)
+{
+	*pos += n;
+	if (*pos >= x->len) {
+		x->len = 0;
+		*pos = 0;
+	} else if (*pos >= x->len / 2) {
+		str_drop(x, *pos);
+		*pos = 0;
+	}
+}
+
+void
 str_free(str *x)
 {
 	free(x->s);

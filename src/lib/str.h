@@ -30,6 +30,11 @@ int str_cats(str *, const char *);
 int str_catc(str *, char);
 int str_catu(str *, unsigned long long);
 int str_0(str *); /* NUL after the last byte, not counted in len */
+void str_drop(str *, size_t); /* remove the first n bytes (n <= len) */
+/* n more bytes from offset *pos on are done with (written, say): they are
+ * removed once all of x is, or half of it, so that taking a big buffer a
+ * piece at a time stays linear; x is empty exactly when all is done */
+void str_done(str *, size_t *pos, size_t n);
 void str_free(str *);
 
 /* checked size arithmetic: 0 on success, -1 (errno ERANGE) on overflow */

@@ -131,12 +131,13 @@ def put_message(root, mid, body):
 def records(data):
     """complete result records in data: ([(n, [(status, text)])], rest)"""
     out = []
-    while True:
-        end = data.find(b"\0\0")
+    pos = 0
+    while True:  # by offset: a copy of the rest per record is quadratic
+        end = data.find(b"\0\0", pos)
         if end < 0:
-            return out, data
-        fields = data[:end].split(b"\0")
-        data = data[end + 2:]
+            return out, data[pos:]
+        fields = data[pos:end].split(b"\0")
+        pos = end + 2
         n = int(fields[0][1:]) if fields and fields[0][:1] == b"J" else None
         res = [(f[1:2].decode(), f[2:].decode("ascii", "replace"))
                for f in fields[1:] if f[:1] == b"R"]

@@ -13,6 +13,27 @@
 /* rcpts as job_put takes them: NUL-terminated, one after another */
 static const char two[] = "a@example.org\0b@example.net";
 
+/* one record from the front of buf, dropped once read (as callers do) */
+static int
+take_job(str *buf, struct job *j)
+{
+	size_t pos = 0;
+	int r = job_get(buf, &pos, j);
+
+	str_drop(buf, pos);
+	return r;
+}
+
+static int
+take_result(str *buf, struct job_result *r)
+{
+	size_t pos = 0;
+	int g = result_get(buf, &pos, r);
+
+	str_drop(buf, pos);
+	return g;
+}
+
 static void
 test_roundtrip(void)
 {
@@ -30,7 +51,7 @@ test_roundtrip(void)
 
 		for (i = 0; i < whole && r == 0; i++) {
 			str_catb(&in, buf.s + i, 1);
-			r = job_get(&in, &j);
+			r = take_job(&in, &j);
 			if (r == 0 && i == whole - 1)
 				break;
 		}
@@ -63,7 +84,7 @@ test_limits(void)
 	big[JOB_FIELD_MAX] = 0;
 	ok(job_put(&buf, 1, 1, big, two, 1) == 0,
 	   "job_put: a %d-byte sender", JOB_FIELD_MAX);
-	is_int(job_get(&buf, &j), 1, "job_get reads it back");
+	is_int(take_job(&buf, &j), 1, "job_get reads it back");
 	is_int((int)j.sender.len, JOB_FIELD_MAX, "... whole");
 	big[JOB_FIELD_MAX] = 's';
 	big[JOB_FIELD_MAX + 1] = 0;
@@ -75,14 +96,14 @@ test_limits(void)
 	str_catb(&buf, big, JOB_FIELD_MAX + 1);
 	str_catb(&buf, "\0Tr@x\0\0", 7);
 	errno = 0;
-	ok(job_get(&buf, &j) == -1 && errno == EPROTO,
+	ok(take_job(&buf, &j) == -1 && errno == EPROTO,
 	   "job_get refuses a %d-byte sender (EPROTO)", JOB_FIELD_MAX + 1);
 	buf.len = 0;
 	str_catb(&buf, "J1\0M1\0Fs\0T", 10);
 	str_catb(&buf, big, JOB_FIELD_MAX + 1);
 	str_catb(&buf, "\0\0", 2);
 	errno = 0;
-	ok(job_get(&buf, &j) == -1 && errno == EPROTO,
+	ok(take_job(&buf, &j) == -1 && errno == EPROTO,
 	   "job_get refuses a %d-byte recipient (EPROTO)", JOB_FIELD_MAX + 1);
 
 	/* arguments job_put must refuse, leaving out as it was */
@@ -114,7 +135,7 @@ test_results(void)
 	ok(result_put(&buf, 9, "KD", "delivered\0no such user\nreally", 2) ==
 	       0,
 	   "result_put: two results");
-	is_int(result_get(&buf, &r), 1, "result_get reads them");
+	is_int(take_result(&buf, &r), 1, "result_get reads them");
 	is_int((int)r.n, 9, "job number");
 	is_int((int)r.nres, 2, "two results");
 	ok(r.status[0] == 'K' && r.status[1] == 'D', "statuses K and D");
@@ -126,26 +147,26 @@ test_results(void)
 	buf.len = 0;
 	str_catb(&buf, "J1\0RK\001\0\0", 9);
 	errno = 0;
-	ok(result_get(&buf, &r) == -1 && errno == EPROTO,
+	ok(take_result(&buf, &r) == -1 && errno == EPROTO,
 	   "result_get refuses a control byte in a text");
 	buf.len = 0;
 	str_catb(&buf, "J1\0RKone\ntwo\0\0", 14);
 	errno = 0;
-	ok(result_get(&buf, &r) == -1 && errno == EPROTO,
+	ok(take_result(&buf, &r) == -1 && errno == EPROTO,
 	   "result_get refuses a newline in a text");
 	memset(text, 'x', sizeof text);
 	buf.len = 0;
 	str_catb(&buf, "J1\0RK", 5);
 	str_catb(&buf, text, JOB_TEXT_MAX);
 	str_catb(&buf, "\0\0", 2);
-	is_int(result_get(&buf, &r), 1, "a %d-byte text is read",
+	is_int(take_result(&buf, &r), 1, "a %d-byte text is read",
 	       JOB_TEXT_MAX);
 	buf.len = 0;
 	str_catb(&buf, "J1\0RK", 5);
 	str_catb(&buf, text, JOB_TEXT_MAX + 1);
 	str_catb(&buf, "\0\0", 2);
 	errno = 0;
-	ok(result_get(&buf, &r) == -1 && errno == EPROTO,
+	ok(take_result(&buf, &r) == -1 && errno == EPROTO,
 	   "a %d-byte text is refused", JOB_TEXT_MAX + 1);
 	result_free(&r);
 	str_free(&buf);

@@ -275,6 +275,47 @@ test_overflow(void)
 	ok(x.s == NULL && x.len == 0 && x.a == 0, "... str still empty");
 }
 
+static void
+test_drop(void)
+{
+	str x = STR_INIT;
+	size_t pos = 0, k, taken = 0;
+	int same = 1;
+
+	str_drop(&x, 0);
+	is_int(x.len, 0, "str_drop on STR_INIT");
+	str_copys(&x, "abcdef");
+	str_drop(&x, 2);
+	ok(x.len == 4 && !memcmp(x.s, "cdef", 4), "str_drop: the rest moves up");
+	str_drop(&x, 4);
+	is_int(x.len, 0, "str_drop of all of it");
+	/* str_done: 1000 bytes taken 7 at a time read back in order, and
+	 * the str is empty exactly when all of it is done */
+	for (k = 0; k < 1000; k++)
+		str_catc(&x, (char)('a' + k % 26));
+	while (x.len) {
+		size_t n = x.len - pos < 7 ? x.len - pos : 7;
+
+		for (k = 0; k < n; k++)
+			if (x.s[pos + k] != (char)('a' + (taken + k) % 26))
+				same = 0;
+		taken += n;
+		str_done(&x, &pos, n);
+		if (x.len && pos >= x.len)
+			same = 0;
+	}
+	ok(same && taken == 1000 && pos == 0, "str_done: every byte once, "
+	   "in order, then empty");
+	/* bytes added meanwhile come after the undone ones */
+	str_copys(&x, "0123456789");
+	str_done(&x, &pos, 3);
+	str_cats(&x, "ab");
+	str_done(&x, &pos, 6);
+	ok(x.len - pos == 3 && !memcmp(x.s + pos, "9ab", 3),
+	   "str_done keeps what is added after the undone bytes");
+	str_free(&x);
+}
+
 int
 main(void)
 {
@@ -283,6 +324,7 @@ main(void)
 	test_copycat();
 	test_catu();
 	test_zero();
+	test_drop();
 	test_overflow();
 	return done_testing();
 }

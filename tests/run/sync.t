@@ -35,6 +35,15 @@ def has(root, d, mid):
     return os.path.exists(qfile(root, d, mid))
 
 
+def marked_done(root, d, mid, rcpt):
+    """rcpt's record in d/N/mid (local or remote) says done (D)"""
+    try:
+        with open(qfile(root, d, mid), "rb") as f:
+            return b"\0D%s\0" % rcpt.encode() in b"\0" + f.read()
+    except OSError:
+        return False
+
+
 def leftovers(root):
     """every file left in the queue's message directories"""
     out = []
@@ -247,7 +256,11 @@ root, run = start({"smtproutes": "stall.example:[127.0.0.1]:%d" %
                    "relayclients": "127.0.0.0/8"})
 try:
     mid = send_id(run, ["alice@localhost", "bob@stall.example"], "adopted")
-    t.ok(wait_for(lambda: subjects(root, "alice") == ["adopted"], 5, 0.01),
+    # delivered, and moat-send has recorded it (the kill must not fall in
+    # between: that delivery would be made again, as it may)
+    t.ok(wait_for(lambda: subjects(root, "alice") == ["adopted"] and
+                  marked_done(root, "local", mid, "alice@localhost"), 5,
+                  0.01),
          "the local recipient has it; the remote host does not answer")
     if not has(root, "todo", mid):
         t.skip("moat-send killed before the commit", "the machine was too "

@@ -20,7 +20,7 @@ CFLAGS += $(WARN) $(OPT) $(HARDEN) $(SAN)
 LDFLAGS += -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SAN)
 LDLIBS += -lcdb -lcares
 
-PROGS = moat-queue moat-smtpd moat-tcpd moat moat-clean moat-send moat-newu moat-lspawn moat-local moat-rspawn moat-remote moat-inject moat-sendmail moat-setup moat-start
+PROGS = moat-queue moat-smtpd moat-tcpd moat moat-clean moat-send moat-newu moat-lspawn moat-local moat-rspawn moat-remote moat-inject moat-sendmail moat-setup moat-start moat-tlsd
 LIBSRC = $(wildcard src/lib/*.c)
 LIBOBJ = $(LIBSRC:src/lib/%.c=$(BUILD)/lib/%.o)
 UNITSRC = $(wildcard tests/unit/*.c)
@@ -52,6 +52,9 @@ $(BUILD)/libmoat.a: $(LIBOBJ)
 $(BIN)/%: $(BUILD)/%.o $(BUILD)/libmoat.a
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libmoat.a $(LDLIBS)
+
+# only moat-tlsd is linked with OpenSSL (moat-smtpd runs it on STARTTLS)
+$(BIN)/moat-tlsd: LDLIBS += -lssl -lcrypto
 
 # moat-queue and moat-local run once per message.  Where musl-gcc is there
 # (tools/deps installs musl-tools) they are linked statically against musl:

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -70,6 +71,8 @@ static const char *remoteip, *remotehost, *localip, *relayclient;
 static str helo;
 static int esmtp;
 static int errors;
+static int tls_ready; /* control/servercert.pem is there */
+static str tls;       /* after STARTTLS: "PROTOCOL CIPHER" */
 
 /* transaction */
 static int have_mail;
@@ -146,6 +149,7 @@ envs(const char *name, const char *def)
 }
 
 static int sanitize(str *, const char *, size_t);
+static str tlscert;
 
 static void
 config(void)
@@ -184,6 +188,9 @@ config(void)
 	remotehost = rhost.s;
 	localip = envs("TCPLOCALIP", "");
 	relayclient = getenv("RELAYCLIENT");
+	if (ctl_path(&tlscert, "servercert.pem", "") == -1)
+		nomem();
+	tls_ready = access(tlscert.s, R_OK) == 0;
 }
 
 static void
@@ -235,6 +242,8 @@ do_helo(const struct smtp_cmd *c, int ehlo)
 	else
 		snprintf(buf, sizeof buf, "250-SIZE\r\n");
 	reply(buf);
+	if (tls_ready && !tls.len)
+		reply("250-STARTTLS\r\n");
 	reply("250 ENHANCEDSTATUSCODES\r\n");
 }
 
@@ -727,10 +736,14 @@ received(struct qq *q)
 	int n;
 
 	date_rfc5322(date, sizeof date, time(0));
+	/* RFC 3848: ESMTPS is ESMTP under STARTTLS */
 	n = snprintf(head, sizeof head,
-		     "Received: from %s (%s [%s])\n\tby %s (moat) with %s; %s\n",
-		     helo.len ? helo.s : "unknown", remotehost, remoteip, me.s,
-		     esmtp ? "ESMTP" : "SMTP", date);
+		     "Received: from %s (%s [%s])\n%s%s%s\tby %s (moat) with "
+		     "%s; %s\n",
+		     helo.len ? helo.s : "unknown", remotehost, remoteip,
+		     tls.len ? "\t(using " : "", tls.len ? tls.s : "",
+		     tls.len ? ")\n" : "", me.s,
+		     !esmtp ? "SMTP" : tls.len ? "ESMTPS" : "ESMTP", date);
 	if (n > 0)
 		qq_put(q, head, (size_t)n < sizeof head ? (size_t)n
 							: sizeof head - 1);
@@ -912,6 +925,124 @@ end:
 	reset();
 }
 
+/*
+ * STARTTLS (RFC 3207): moat-tlsd takes the network socket and hands us a
+ * socketpair that carries the plaintext.  Whatever the client sent after
+ * the command is thrown away unread, so nothing sent in the clear can pass
+ * as said under TLS; the session starts again from the greeting's state.
+ */
+static void
+do_starttls(const struct smtp_cmd *c)
+{
+	static str line;
+	str prog = STR_INIT;
+	char tbuf[32], sbuf[512], *argv[6];
+	int sv[2] = {-1, -1}, st[2] = {-1, -1}, r = -1;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t sa;
+	sigset_t def;
+	pid_t pid;
+	io sin;
+	char *sp;
+
+	if (c->arglen) {
+		error("501 5.5.4 Syntax: STARTTLS\r\n");
+		return;
+	}
+	if (tls.len) {
+		error("554 5.5.1 TLS already active\r\n");
+		return;
+	}
+	if (!tls_ready) {
+		reply("454 4.7.0 TLS not available\r\n");
+		return;
+	}
+	if (bin_path(&prog, "moat-tlsd") == -1 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1 ||
+	    pipe2(st, O_CLOEXEC) == -1)
+		goto fail;
+	snprintf(tbuf, sizeof tbuf, "%llu", timeout);
+	argv[0] = prog.s;
+	argv[1] = "-s";
+	argv[2] = "-t";
+	argv[3] = tbuf;
+	argv[4] = tlscert.s;
+	argv[5] = 0;
+	sigemptyset(&def);
+	sigaddset(&def, SIGPIPE);
+	if ((r = posix_spawn_file_actions_init(&fa)) != 0)
+		goto fail;
+	if ((r = posix_spawnattr_init(&sa)) != 0) {
+		posix_spawn_file_actions_destroy(&fa);
+		goto fail;
+	}
+	if ((r = posix_spawn_file_actions_adddup2(&fa, sv[1], 3)) == 0 &&
+	    (r = posix_spawn_file_actions_adddup2(&fa, st[1], 4)) == 0 &&
+	    (r = posix_spawnattr_setsigdefault(&sa, &def)) == 0 &&
+	    (r = posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETSIGDEF)) == 0)
+		r = posix_spawn(&pid, prog.s, &fa, &sa, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&sa);
+	if (r) {
+		errno = r;
+		r = -1;
+		goto fail;
+	}
+	close(sv[1]);
+	close(st[1]);
+	sv[1] = st[1] = -1;
+	/* "ready": it has the certificate and key; "ok ...": handshake done */
+	io_init(&sin, st[0], sbuf, sizeof sbuf, (int)timeout);
+	line.len = 0;
+	if (io_getline(&sin, &line, '\n', 400) != IO_LINE ||
+	    strncmp(line.s, "ready\n", 6)) {
+		kill(pid, SIGTERM);
+		waitpid(pid, 0, 0);
+		r = 0;
+		goto fail;
+	}
+	in.pos = in.len; /* CVE-2011-0411: no plaintext after STARTTLS */
+	reply("220 2.0.0 ready to start TLS\r\n");
+	flush();
+	line.len = 0;
+	if (io_getline(&sin, &line, '\n', 400) != IO_LINE ||
+	    strncmp(line.s, "ok ", 3)) {
+		log_msg("TLS handshake with %s failed", remoteip);
+		_exit(1);
+	}
+	close(st[0]);
+	if (dup2(sv[0], 0) == -1 || dup2(sv[0], 1) == -1)
+		_exit(1);
+	close(sv[0]);
+	/* "ok PROTOCOL CIPHER\n" */
+	line.s[line.len - 1] = 0;
+	sp = strchr(line.s + 3, ' ');
+	if (sp)
+		*sp++ = 0;
+	if (sanitize(&tls, line.s + 3, strlen(line.s + 3)) == -1 ||
+	    str_cats(&tls, " with cipher ") == -1 ||
+	    sanitize(&prog, sp ? sp : "unknown", strlen(sp ? sp : "unknown")) ==
+		    -1 ||
+	    str_catb(&tls, prog.s, prog.len) == -1 || str_0(&tls) == -1)
+		nomem();
+	str_free(&prog);
+	helo.len = 0;
+	esmtp = 0;
+	reset();
+	return;
+fail:
+	if (r == -1)
+		log_sys("unable to start moat-tlsd");
+	for (r = 0; r < 2; r++) {
+		if (sv[r] != -1)
+			close(sv[r]);
+		if (st[r] != -1)
+			close(st[r]);
+	}
+	str_free(&prog);
+	reply("454 4.7.0 TLS not available due to local problem\r\n");
+}
+
 static void
 do_help(void)
 {
@@ -995,12 +1126,14 @@ main(int argc, char **argv)
 		case SMTP_HELP:
 			do_help();
 			break;
+		case SMTP_STARTTLS:
+			do_starttls(&c);
+			break;
 		case SMTP_EXPN:
 		case SMTP_TURN:
 		case SMTP_SEND:
 		case SMTP_SOML:
 		case SMTP_SAML:
-		case SMTP_STARTTLS:
 		case SMTP_AUTH:
 		case SMTP_BDAT:
 			error("502 5.5.1 command not implemented\r\n");

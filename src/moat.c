@@ -406,6 +406,40 @@ spawn_tcpd(int *fds, int nfds)
 	return pid;
 }
 
+/* a self-signed certificate for STARTTLS on first start (moat-tlsd -g);
+ * without one moat runs on, offering no STARTTLS */
+static void
+make_cert(void)
+{
+	str path = STR_INIT, me = STR_INIT;
+	pid_t pid;
+	int status;
+
+	if (access("control/servercert.pem", F_OK) == 0)
+		return;
+	if (bin_path(&path, "moat-tlsd") == -1 || ctl_line("me", &me) == -1)
+		die(111, "out of memory");
+	pid = fork();
+	if (pid == -1)
+		die_sys(111, "unable to fork");
+	if (pid == 0) {
+		char *argv[] = {path.s, "-g", "control/servercert.pem", me.s, 0};
+
+		execv(path.s, argv);
+		_exit(111);
+	}
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+	if (access("control/servercert.pem", R_OK) == 0)
+		log_msg("made a self-signed certificate for %s in "
+			"control/servercert.pem, for STARTTLS",
+			me.s);
+	else
+		log_msg("no control/servercert.pem: STARTTLS is not offered");
+	str_free(&path);
+	str_free(&me);
+}
+
 /* the account that owns a run directory's mailboxes */
 struct owner {
 	uid_t uid;
@@ -907,6 +941,9 @@ cmd_run(int argc, char **argv)
 
 	/* tells moat-smtpd to judge recipients by the user table alone */
 	setenv("MOAT_SINGLE_USER", "1", 1);
+	if (paths_setup_control(abs) == -1)
+		die(111, "out of memory");
+	make_cert();
 	if (!hold)
 		start_chain();
 	else
@@ -1911,7 +1948,7 @@ cmd_queue(int argc, char **argv)
 
 /* ------------------------------------------------------------- moat ctl */
 
-static const char *const kind_name[] = {"line", "number", "list", "cdb"};
+static const char *const kind_name[] = {"line", "number", "list", "cdb", "file"};
 
 /* control/NAME SUFFIX exists (as anything) */
 static int
@@ -1962,6 +1999,9 @@ ctl_get(const struct ctl_def *d, struct ctlval *v)
 	case CTL_CDB:
 		v->r = ctl_exists(d->name, ".cdb", 0) ? CTL_FILE : CTL_DEFAULT;
 		break;
+	case CTL_PRESENT:
+		v->r = ctl_exists(d->name, "", 0) ? CTL_FILE : CTL_DEFAULT;
+		break;
 	}
 	v->err = v->r == -1 ? errno : 0;
 }
@@ -2004,7 +2044,7 @@ ctl_origin(const struct ctl_def *d, str *out, int depth)
 		jcat(out, "unset");
 	}
 	if (v.r == CTL_DEFAULT && d->kind != CTL_CDB &&
-	    ctl_exists(d->name, "", 0))
+	    d->kind != CTL_PRESENT && ctl_exists(d->name, "", 0))
 		jcat(out, ", control file empty");
 	str_free(&v.s);
 	return src;
@@ -2077,6 +2117,9 @@ ctl_show_text(const struct ctl_def *d, int full)
 		jcat(&val, v.r == CTL_FILE ? "(" : "(no ");
 		jcat(&val, d->name);
 		jcat(&val, ".cdb)");
+		break;
+	case CTL_PRESENT:
+		jcat(&val, v.r == CTL_FILE ? "(present)" : "(none)");
 		break;
 	}
 	printf("%-19s ", d->name);

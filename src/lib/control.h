@@ -19,6 +19,7 @@ enum ctl_kind {
 	CTL_NUM,  /* a decimal number on the first line */
 	CTL_LIST, /* lines; empty lines and '#' comments skipped */
 	CTL_CDB,  /* NAME.cdb, a constant database of keys */
+	CTL_PRESENT, /* a file that counts by being there (NAME is whole) */
 };
 
 struct ctl_def {

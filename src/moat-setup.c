@@ -24,6 +24,9 @@
  *   3. control/me (--me, else the host's fully qualified name), locals and
  *      rcpthosts (localhost and me), control/accounts; alias/Maildir/ and
  *      alias/.qmail-postmaster, -mailer-daemon, -root (./Maildir/);
+ *   3a. control/servercert.pem, when missing: a self-signed certificate
+ *      for control/me made by bin/moat-tlsd -g, given to moatd, mode 0400
+ *      (moat-tlsd reads it as moatd on STARTTLS; replace it by a real one);
  *   4. the programs in bin/: moat-queue owned by moatq, mode 4711; every
  *      other file owned by root, mode 0755: nothing else is setuid or
  *      setgid;
@@ -566,6 +569,53 @@ control_files(const char *me)
 	close(fd);
 }
 
+/* STARTTLS's certificate and key, if there is none: moat-tlsd -g runs as
+ * root in the root-owned control/, writes a temporary file and renames it */
+static void
+server_cert(void)
+{
+	str prog = STR_INIT, path = STR_INIT, me = STR_INIT;
+	int fd = open_dir("control"), status;
+	pid_t pid;
+
+	if (faccessat(fd, "servercert.pem", F_OK, AT_SYMLINK_NOFOLLOW) == 0 ||
+	    errno != ENOENT) {
+		close(fd);
+		return;
+	}
+	if (root_path(&prog, prefix, "bin/moat-tlsd") == -1 ||
+	    root_path(&path, prefix, "control/servercert.pem") == -1 ||
+	    ctl_line("me", &me) == -1)
+		nomem();
+	pid = fork();
+	if (pid == -1)
+		die_sys(111, "unable to fork");
+	if (pid == 0) {
+		char *argv[] = {prog.s, "-g", path.s, me.s, 0};
+
+		execv(prog.s, argv);
+		_exit(111);
+	}
+	if (waitpid(pid, &status, 0) == -1 || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0) {
+		log_msg("no certificate made: STARTTLS stays off until "
+		        "control/servercert.pem exists");
+	} else if (fchownat(fd, "servercert.pem", uids[PA_MOATD],
+	                    gids[PA_MOATD], AT_SYMLINK_NOFOLLOW) == -1 ||
+	           fchmodat(fd, "servercert.pem", 0400, 0) == -1) {
+		die_sys(111, "unable to give control/servercert.pem to %s",
+		        priv_acct_name(&names, PA_MOATD));
+	} else {
+		log_msg("wrote control/servercert.pem (self-signed, for %s)",
+		        me.s);
+		changes++;
+	}
+	close(fd);
+	str_free(&prog);
+	str_free(&path);
+	str_free(&me);
+}
+
 /* a directory name in dirfd, made if missing, opened without following
  * links and given to u:g with mode */
 static int
@@ -928,6 +978,7 @@ main(int argc, char **argv)
 	open_root();
 	priv_walk(make_entry, 0);
 	control_files(me);
+	server_cert();
 	alias_files();
 	programs();
 	if (add_links)

@@ -26,6 +26,7 @@
  * violation that closes the connection, or a fatal error.
  */
 #include <arpa/inet.h>
+#include <crypt.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -41,6 +42,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "base64.h"
 #include "control.h"
 #include "date.h"
 #include "envelope.h"
@@ -72,7 +74,19 @@ static str helo;
 static int esmtp;
 static int errors;
 static int tls_ready; /* control/servercert.pem is there */
-static str tls;       /* after STARTTLS: "PROTOCOL CIPHER" */
+static str tls;       /* after STARTTLS: "PROTOCOL with cipher CIPHER" */
+static str authusers; /* control/smtpusers: "user:hash" items */
+static size_t n_authusers;
+static str authuser;  /* after AUTH: who */
+static int authfails;
+#define AUTHFAILS_MAX 3
+
+/* AUTH only under TLS, and only with accounts to check against */
+static int
+auth_offered(void)
+{
+	return tls.len && n_authusers;
+}
 
 /* transaction */
 static int have_mail;
@@ -169,7 +183,8 @@ config(void)
 	    ctl_list("badmailfrom", &badmailfrom, &n_badmailfrom) < 0 ||
 	    ctl_list("locals", &locals, &n_locals) < 0 ||
 	    ctl_list("virtualdomains", &vdoms, &n_vdoms) < 0 ||
-	    ctl_num("rcptcheck", &rcptcheck) < 0) {
+	    ctl_num("rcptcheck", &rcptcheck) < 0 ||
+	    ctl_list("smtpusers", &authusers, &n_authusers) < 0) {
 		log_sys("unable to read the control files");
 		hangup("421 4.3.0 unable to read the configuration; try again "
 		       "later\r\n");
@@ -244,6 +259,8 @@ do_helo(const struct smtp_cmd *c, int ehlo)
 	reply(buf);
 	if (tls_ready && !tls.len)
 		reply("250-STARTTLS\r\n");
+	if (auth_offered())
+		reply("250-AUTH PLAIN LOGIN\r\n");
 	reply("250 ENHANCEDSTATUSCODES\r\n");
 }
 
@@ -284,7 +301,7 @@ do_mail(const struct smtp_cmd *c)
 	size_t off, pos;
 	struct smtp_param p;
 	unsigned long long size;
-	int r, seen_size = 0, seen_body = 0;
+	int r, seen_size = 0, seen_body = 0, seen_auth = 0;
 
 	if (have_mail) {
 		error("503 5.5.1 nested MAIL command\r\n");
@@ -328,6 +345,10 @@ do_mail(const struct smtp_cmd *c)
 				error("501 5.5.4 bad BODY parameter\r\n");
 				return;
 			}
+		} else if (p.keylen == 4 && !strncasecmp(p.key, "AUTH", 4) &&
+			   auth_offered() && !seen_auth++) {
+			/* RFC 4954 5: noted by the client, trusted by nobody
+			 * here; the Received field names who authenticated */
 		} else {
 			error("555 5.5.4 unsupported MAIL parameter\r\n");
 			return;
@@ -380,7 +401,7 @@ allowed(const str *a)
 
 	size_t locallen = d ? (size_t)(d - 1 - a->s) : a->len;
 
-	if (relayclient)
+	if (relayclient || authuser.len)
 		return 1;
 	/* routing inside the local part could relay: refuse it */
 	for (i = 0; i < locallen; i++)
@@ -743,7 +764,11 @@ received(struct qq *q)
 		     helo.len ? helo.s : "unknown", remotehost, remoteip,
 		     tls.len ? "\t(using " : "", tls.len ? tls.s : "",
 		     tls.len ? ")\n" : "", me.s,
-		     !esmtp ? "SMTP" : tls.len ? "ESMTPS" : "ESMTP", date);
+		     !esmtp	   ? "SMTP"
+		     : authuser.len ? "ESMTPSA"
+		     : tls.len	   ? "ESMTPS"
+				   : "ESMTP",
+		     date);
 	if (n > 0)
 		qq_put(q, head, (size_t)n < sizeof head ? (size_t)n
 							: sizeof head - 1);
@@ -914,9 +939,12 @@ end:
 		snprintf(buf, sizeof buf, "250 2.0.0 ok: queued as %s\r\n",
 			 id[0] ? id : "(unknown)");
 		reply(buf);
-		log_msg("queued %s from <%s> via %s helo %s rcpts %zu size %llu",
+		log_msg("queued %s from <%s> via %s helo %s rcpts %zu size "
+			"%llu%s%s",
 			id[0] ? id : "(unknown)", sender.s, remoteip,
-			helo.len ? helo.s : "-", nrcpt, size);
+			helo.len ? helo.s : "-", nrcpt, size,
+			authuser.len ? " auth " : "",
+			authuser.len ? authuser.s : "");
 	} else {
 		reply(qq_reply(code));
 		log_msg("queue failed with status %d for <%s> via %s", code,
@@ -1043,6 +1071,224 @@ fail:
 	reply("454 4.7.0 TLS not available due to local problem\r\n");
 }
 
+/*
+ * AUTH (RFC 4954), PLAIN (RFC 4616) and LOGIN, under TLS only, checked
+ * against the crypt(3) hashes of control/smtpusers.  An authenticated
+ * client may relay, as a RELAYCLIENT may.
+ */
+
+static int auth_decode(const char *, size_t, str *);
+
+/* the client's next line into line, without its CRLF (or LF): IO_LINE, or
+ * IO_LONG past max bytes; a timeout or the end of input ends the session */
+static int
+get_line(str *line, size_t max)
+{
+	int r;
+
+	line->len = 0;
+	r = io_getline(&in, line, '\n', max);
+	if (r == IO_ERR) {
+		if (errno == ETIMEDOUT)
+			hangup("421 4.4.2 timeout; closing connection\r\n");
+		_exit(1);
+	}
+	if (r == IO_EOF) {
+		flush();
+		_exit(0);
+	}
+	if (r == IO_LONG)
+		return r;
+	line->len--; /* LF */
+	if (line->len && line->s[line->len - 1] == '\r')
+		line->len--;
+	return IO_LINE;
+}
+
+/* read one response line of the exchange, decoded into out: 0, or -1 after
+ * replying (cancelled, too long, not base64) */
+static int
+auth_read(const char *challenge, str *dec)
+{
+	static str line;
+
+	reply(challenge);
+	if (get_line(&line, 12288 + 2) == IO_LONG) { /* RFC 4954 4 */
+		error("500 5.5.6 authentication exchange line is too long\r\n");
+		return -1;
+	}
+	if (line.len == 1 && line.s[0] == '*') {
+		error("501 5.7.0 authentication cancelled\r\n");
+		return -1;
+	}
+	return auth_decode(line.s, line.len, dec);
+}
+
+static int
+auth_decode(const char *s, size_t n, str *dec)
+{
+	/* "=": an empty initial response */
+	int r = b64_decode(dec, s, n == 1 && s[0] == '=' ? 0 : n);
+
+	if (r == -1)
+		nomem();
+	if (r == -2) {
+		error("501 5.5.2 cannot decode the response: not base64\r\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* the hash of user in control/smtpusers, or NULL */
+static const char *
+auth_hash(const char *user, size_t len)
+{
+	size_t off = 0, i;
+
+	for (i = 0; i < n_authusers; i++) {
+		const char *it = authusers.s + off;
+
+		off += strlen(it) + 1;
+		if (!strncmp(it, user, len) && it[len] == ':')
+			return it + len + 1;
+	}
+	return 0;
+}
+
+static int
+auth_check(const char *user, size_t ulen, const char *pass)
+{
+	const char *hash = 0, *got;
+	struct crypt_data *cd;
+	size_t i, n;
+	int diff;
+
+	if (ulen && ulen < 256 && !memchr(user, 0, ulen) &&
+	    !memchr(user, ':', ulen))
+		hash = auth_hash(user, ulen);
+	if (hash && hash[0] != '$') {
+		log_msg("control/smtpusers: the entry for %.*s is not a "
+			"crypt(3) hash; refused",
+			(int)ulen, user);
+		hash = 0;
+	}
+	if (!(cd = calloc(1, sizeof *cd)))
+		nomem();
+	/* an unknown user costs a hash too, so timing does not tell */
+	got = crypt_r(pass, hash ? hash : "$5$moatmoatmoatmoat$", cd);
+	diff = !hash || !got || got[0] == '*';
+	if (!diff) {
+		n = strlen(hash);
+		diff = strlen(got) != n;
+		for (i = 0; !diff && i < n; i++)
+			diff |= got[i] != hash[i];
+	}
+	explicit_bzero(cd, sizeof *cd);
+	free(cd);
+	return !diff;
+}
+
+static void
+do_auth(const struct smtp_cmd *c)
+{
+	static str a, b;
+	const char *sp, *user, *pass, *mech = c->arg;
+	size_t ml, ulen;
+	int plain;
+
+	if (!n_authusers) {
+		error("503 5.5.1 authentication is not enabled\r\n");
+		return;
+	}
+	if (!tls.len) {
+		error("538 5.7.11 encryption required: say STARTTLS "
+		      "first\r\n");
+		return;
+	}
+	if (!esmtp) {
+		error("503 5.5.1 say EHLO first\r\n");
+		return;
+	}
+	if (authuser.len) {
+		error("503 5.5.1 already authenticated\r\n");
+		return;
+	}
+	if (have_mail) {
+		error("503 5.5.1 not during a mail transaction\r\n");
+		return;
+	}
+	sp = memchr(mech, ' ', c->arglen);
+	ml = sp ? (size_t)(sp - mech) : c->arglen;
+	if (!ml) {
+		error("501 5.5.4 Syntax: AUTH mechanism [initial-response]\r\n");
+		return;
+	}
+	if (ml == 5 && !strncasecmp(mech, "PLAIN", 5))
+		plain = 1;
+	else if (ml == 5 && !strncasecmp(mech, "LOGIN", 5))
+		plain = 0;
+	else {
+		error("504 5.5.4 unrecognized authentication mechanism\r\n");
+		return;
+	}
+	if (sp && auth_decode(sp + 1, c->arglen - ml - 1, &a) == -1)
+		return;
+	if (plain) {
+		/* authzid NUL authcid NUL passwd */
+		const char *z1, *z2;
+
+		if (!sp && auth_read("334 \r\n", &a) == -1)
+			return;
+		z1 = memchr(a.s, 0, a.len);
+		z2 = z1 ? memchr(z1 + 1, 0, a.len - (size_t)(z1 + 1 - a.s)) : 0;
+		if (!z2 || memchr(z2 + 1, 0, a.len - (size_t)(z2 + 1 - a.s)) ||
+		    (z1 != a.s && (z1 - a.s != z2 - z1 - 1 ||
+				   memcmp(a.s, z1 + 1, (size_t)(z1 - a.s))))) {
+			/* a malformed message, or acting as someone else */
+			user = "";
+			ulen = 0;
+			pass = "";
+		} else {
+			user = z1 + 1;
+			ulen = (size_t)(z2 - user);
+			pass = z2 + 1;
+		}
+	} else {
+		if (!sp && auth_read("334 VXNlcm5hbWU6\r\n", &a) == -1)
+			return;
+		if (auth_read("334 UGFzc3dvcmQ6\r\n", &b) == -1)
+			goto wipe;
+		user = a.s;
+		ulen = a.len;
+		pass = memchr(b.s, 0, b.len) ? "" : b.s;
+	}
+	if (auth_check(user, ulen, pass)) {
+		if (sanitize(&authuser, user, ulen) == -1)
+			nomem();
+		log_msg("AUTH %s as %s from %s", plain ? "PLAIN" : "LOGIN",
+			authuser.s, remoteip);
+		reply("235 2.7.0 authentication successful\r\n");
+	} else {
+		str who = STR_INIT;
+
+		if (sanitize(&who, user, ulen) == -1)
+			nomem();
+		log_msg("AUTH %s failed for %s from %s",
+			plain ? "PLAIN" : "LOGIN", who.len ? who.s : "-",
+			remoteip);
+		str_free(&who);
+		if (++authfails >= AUTHFAILS_MAX)
+			hangup("421 4.7.0 too many failed authentications; "
+			       "closing connection\r\n");
+		error("535 5.7.8 authentication credentials invalid\r\n");
+	}
+wipe:
+	if (a.s)
+		explicit_bzero(a.s, a.len);
+	if (b.s)
+		explicit_bzero(b.s, b.len);
+}
+
 static void
 do_help(void)
 {
@@ -1056,7 +1302,6 @@ main(int argc, char **argv)
 {
 	static str line;
 	struct smtp_cmd c;
-	int r;
 
 	(void)argc;
 	log_init(argv[0] ? argv[0] : "moat-smtpd");
@@ -1072,25 +1317,10 @@ main(int argc, char **argv)
 	greet();
 
 	for (;;) {
-		line.len = 0;
-		r = io_getline(&in, &line, '\n', LINE_MAX_SMTP);
-		if (r == IO_ERR) {
-			if (errno == ETIMEDOUT)
-				hangup("421 4.4.2 timeout; closing "
-				       "connection\r\n");
-			_exit(1);
-		}
-		if (r == IO_EOF) {
-			flush();
-			_exit(0);
-		}
-		if (r == IO_LONG) {
+		if (get_line(&line, LINE_MAX_SMTP) == IO_LONG) {
 			error("500 5.5.2 line too long\r\n");
 			continue;
 		}
-		line.len--; /* LF */
-		if (line.len && line.s[line.len - 1] == '\r')
-			line.len--;
 		smtp_cmd(line.s, line.len, &c);
 		switch (c.verb) {
 		case SMTP_HELO:
@@ -1129,12 +1359,14 @@ main(int argc, char **argv)
 		case SMTP_STARTTLS:
 			do_starttls(&c);
 			break;
+		case SMTP_AUTH:
+			do_auth(&c);
+			break;
 		case SMTP_EXPN:
 		case SMTP_TURN:
 		case SMTP_SEND:
 		case SMTP_SOML:
 		case SMTP_SAML:
-		case SMTP_AUTH:
 		case SMTP_BDAT:
 			error("502 5.5.1 command not implemented\r\n");
 			break;

@@ -19,7 +19,8 @@ enum ctl_kind {
 	CTL_NUM,  /* a decimal number on the first line */
 	CTL_LIST, /* lines; empty lines and '#' comments skipped */
 	CTL_CDB,  /* NAME.cdb, a constant database of keys */
-	CTL_PRESENT, /* a file that counts by being there (NAME is whole) */
+	CTL_PRESENT, /* NAME whole; `moat ctl` shows only whether it is there
+		      * (a certificate, password hashes) */
 };
 
 struct ctl_def {

@@ -24,6 +24,7 @@ const struct priv_account priv_accounts[PA_NACCT] = {
 const struct priv_prog priv_progs[] = {
 	{"moat-tcpd", PA_MOATD, 0755, "started as root, binds, drops to -u moatd"},
 	{"moat-smtpd", PA_MOATD, 0755, "inherited from moat-tcpd or systemd User="},
+	{"moat-tlsd", PA_MOATD, 0755, "inherited from moat-smtpd, on STARTTLS"},
 	{"moat-queue", PA_MOATQ, 04711, "setuid moatq, run by anyone"},
 	{"moat-start", PA_ROOT, 0755, "systemd or the administrator"},
 	{"moat-send", PA_MOATS, 0755, "moat-start switches before exec"},

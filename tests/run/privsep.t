@@ -607,6 +607,26 @@ print("\n".join(bad))
          "moat-local wrote nothing through Maildir2/tmp -> elsewhere",
          os.listdir(elsewhere))
 
+    # -- STARTTLS in the installed system: moat-setup made the certificate,
+    # moat-tlsd reads it as moatd
+    cert = os.path.join(prefix, "control", "servercert.pem")
+    st = os.lstat(cert)
+    t.ok((st.st_uid, st.st_mode & 0o7777) == (uid(ACC["moatd"]), 0o400),
+         "moat-setup made control/servercert.pem, moatd's, mode 0400",
+         (st.st_uid, oct(st.st_mode)))
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+        code, _ = s.starttls(context=ctx)
+        refused = s.sendmail("sender@example.org", [RCPT + "@localhost"],
+                             b"Subject: tls\r\n\r\nunder TLS\r\n")
+    t.ok(code == 220 and refused == {} and
+         wait_for(lambda: delivered("tls"), 30),
+         "STARTTLS as moatd, and the message is delivered",
+         logtext()[-3000:])
+
     # -- mail out, when moat-remote is built
     if have_remote:
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
@@ -657,7 +677,8 @@ print("\n".join(bad))
         "moat-log": {U["moatl"]}, "moat-send": {U["moats"]},
         "moat-clean": {U["moatq"]}, "moat-rspawn": {U["moatr"]},
         "moat-remote": {U["moatr"]}, "moat-tcpd": {U["moatd"]},
-        "moat-smtpd": {U["moatd"]}, "moat-lspawn": {0, ru},
+        "moat-smtpd": {U["moatd"]}, "moat-tlsd": {U["moatd"]},
+        "moat-lspawn": {0, ru},
         "moat-local": {ru},
     }
     main_pids = {p.pid for p in procs.values()}
@@ -679,8 +700,8 @@ print("\n".join(bad))
                     problems.append((pid, comm, uids))
                 if comm == "moat-send" and set(groups) != {moat_gid}:
                     problems.append((pid, comm, "groups", groups))
-                if comm == "moat-smtpd" and (moat_gid in groups or
-                                             0 in groups):
+                if comm in ("moat-smtpd", "moat-tlsd") and (
+                        moat_gid in groups or 0 in groups):
                     problems.append((pid, comm, "groups", groups))
             elif "moat-local" not in chain or set(uids) != {ru}:
                 problems.append((pid, comm, uids, chain))

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""STARTTLS (RFC 3207) end to end: `moat run` makes its own certificate,
+"""STARTTLS (RFC 3207) and AUTH (RFC 4954) end to end: `moat run` makes its own certificate,
 offers STARTTLS, and clients nobody here wrote (openssl s_client, Python's
 ssl and smtplib, swaks) send mail through it; the messages reach the
 Maildir byte for byte.  Plaintext sent after STARTTLS is never taken as
 said under TLS, a failed handshake leaves the server serving, and EHLO under
-TLS no longer offers STARTTLS."""
+TLS no longer offers STARTTLS.  AUTH PLAIN and LOGIN, only under TLS,
+check control/smtpusers' crypt(3) hashes (made by openssl passwd) and let
+the client relay."""
 import os
 import smtplib
 import socket
@@ -185,6 +187,149 @@ try:
         s.starttls(context=client_ctx())
         code, _ = s.noop()
         t.ok(code == 250, "the server still takes STARTTLS afterwards")
+
+
+    # ---- AUTH: accounts hashed by openssl passwd (SHA-512 and SHA-256)
+    def hashed(flag, pw):
+        return subprocess.run(["openssl", "passwd", flag, pw],
+                              capture_output=True, check=True,
+                              timeout=30).stdout.decode().strip()
+    with open(os.path.join(root, "control", "smtpusers"), "w") as f:
+        f.write("# SMTP AUTH accounts\n")
+        f.write("alice:%s\n" % hashed("-6", "s3cret pass"))
+        f.write("bob@example.org:%s\n" % hashed("-5", "hunter2"))
+        f.write("carol:plaintext\n")
+    os.chmod(os.path.join(root, "control", "smtpusers"), 0o644)
+
+    with smtplib.SMTP(run.host, run.port, timeout=20) as s:
+        code, feats = s.ehlo("client.example")
+        t.ok(b"AUTH" not in feats, "EHLO in the clear does not offer AUTH",
+             feats)
+        code, text = s.docmd("AUTH PLAIN AGFsaWNlAHMzY3JldCBwYXNz")
+        t.ok(code == 538 and text.startswith(b"5.7.11"),
+             "AUTH in the clear gets 538 5.7.11", (code, text))
+        s.starttls(context=client_ctx())
+        code, feats = s.ehlo("client.example")
+        t.ok(b"AUTH PLAIN LOGIN" in feats, "EHLO under TLS offers AUTH "
+             "PLAIN LOGIN", feats)
+        s.mail("a@example.org")
+        code, _ = s.rcpt("someone@elsewhere.example")
+        t.ok(code == 550, "before AUTH, relaying is denied", code)
+        code, text = s.docmd("AUTH PLAIN AGFsaWNlAHMzY3JldCBwYXNz")
+        t.ok(code == 503, "AUTH during a transaction gets 503", (code, text))
+        s.rset()
+        code, text = s.docmd("AUTH CRAM-MD5")
+        t.ok(code == 504, "an unknown mechanism gets 504", (code, text))
+        code, text = s.docmd("AUTH PLAIN not!base64")
+        t.ok(code == 501 and text.startswith(b"5.5.2"),
+             "a response that is not base64 gets 501 5.5.2", (code, text))
+        code, _ = s.docmd("AUTH LOGIN")
+        code, text = s.docmd("*")
+        t.ok(code == 501 and text.startswith(b"5.7.0"),
+             "a cancelled exchange gets 501 5.7.0", (code, text))
+        try:
+            s.login("alice", "wrong")
+            t.ok(False, "a wrong password is refused")
+        except smtplib.SMTPAuthenticationError as e:
+            t.ok(e.smtp_code == 535, "a wrong password gets 535 5.7.8",
+                 e.smtp_error)
+        code, text = s.login("alice", "s3cret pass")
+        t.ok(code == 235, "smtplib login (PLAIN) succeeds: 235", text)
+        code, text = s.docmd("AUTH PLAIN AGFsaWNlAHMzY3JldCBwYXNz")
+        t.ok(code == 503, "a second AUTH gets 503", (code, text))
+        code, _ = s.mail("a@example.org", ["AUTH=<>"])
+        t.ok(code == 250, "MAIL FROM with AUTH=<> is accepted", code)
+        code, _ = s.rcpt("someone@elsewhere.example")
+        t.ok(code == 250, "after AUTH the client may relay", code)
+        s.rset()
+        s.sendmail("a@example.org", ["postmaster@localhost"],
+                   b"Subject: authenticated\r\n\r\nby alice\r\n")
+    if t.ok(delivered(root, 5), "the authenticated message is delivered"):
+        got = [read(p) for p in maildir_files(root, "postmaster")]
+        mine = [g for g in got if b"by alice" in g]
+        t.ok(mine and b"with ESMTPSA;" in mine[0],
+             "its Received line says ESMTPSA (RFC 3848)",
+             repr(mine[0][:400]) if mine else got)
+    t.ok("AUTH PLAIN as alice from 127.0.0.1" in run.logtext() and
+         "AUTH PLAIN failed for alice" in run.logtext(),
+         "successes and failures are logged with the user name")
+
+    def login(user, pw, mech, initial=True):
+        with smtplib.SMTP(run.host, run.port, timeout=20) as s:
+            s.starttls(context=client_ctx())
+            s.ehlo("client.example")
+            s.user, s.password = user, pw
+            try:
+                return s.auth(mech, getattr(s, "auth_" + mech.lower()),
+                              initial_response_ok=initial)[0]
+            except smtplib.SMTPAuthenticationError as e:
+                return e.smtp_code
+    t.ok(login("bob@example.org", "hunter2", "LOGIN", False) == 235,
+         "LOGIN, user name asked for: 235")
+    t.ok(login("bob@example.org", "hunter2", "LOGIN", True) == 235,
+         "LOGIN with the user name as initial response: 235")
+    t.ok(login("bob@example.org", "hunter2", "PLAIN", False) == 235,
+         "PLAIN after an empty 334 challenge: 235")
+    t.ok(login("bob@example.org", "hunter3", "LOGIN") == 535,
+         "LOGIN with a wrong password: 535")
+    t.ok(login("nobody", "hunter2", "PLAIN") == 535,
+         "an unknown user: 535")
+    t.ok(login("carol", "plaintext", "PLAIN") == 535,
+         "an entry that is not a crypt hash never matches")
+    t.ok("entry for carol is not a crypt(3) hash" in run.logtext(),
+         "and that entry is logged as refused")
+    t.ok(login("alice", "", "PLAIN") == 535, "an empty password: 535")
+    t.ok(login("alice:x", "s3cret pass", "PLAIN") == 535,
+         "a user name with a colon matches nobody")
+
+    # PLAIN acting as someone else (authzid differs): refused
+    with smtplib.SMTP(run.host, run.port, timeout=20) as s:
+        s.starttls(context=client_ctx())
+        s.ehlo("x.example")
+        import base64
+        code, _ = s.docmd("AUTH PLAIN " + base64.b64encode(
+            b"bob@example.org\0alice\0s3cret pass").decode())
+        t.ok(code == 535, "PLAIN with another authorization identity: 535",
+             code)
+        code, _ = s.docmd("AUTH PLAIN " + base64.b64encode(
+            b"alice\0alice\0s3cret pass").decode())
+        t.ok(code == 235, "PLAIN with the same authorization identity: 235",
+             code)
+
+    # three failures end the connection
+    sk = socket.create_connection((run.host, run.port), timeout=20)
+    f = sk.makefile("rb")
+    replies(f)
+    sk.sendall(b"EHLO x\r\nSTARTTLS\r\n")
+    replies(f)
+    replies(f)
+    tls = client_ctx().wrap_socket(sk, server_hostname="localhost")
+    tf = tls.makefile("rb")
+    tls.sendall(b"EHLO x\r\n")
+    replies(tf)
+    codes = []
+    for i in range(3):
+        tls.sendall(b"AUTH PLAIN AGFsaWNlAHdyb25n\r\n")
+        codes.append(replies(tf)[0])
+    t.ok(codes == [535, 535, 421], "the third failed AUTH gets 421 and the "
+         "connection ends", codes)
+    t.ok(replies(tf)[0] is None, "nothing follows the 421")
+    tls.close()
+
+    # swaks, another client nobody here wrote
+    for mech in ("PLAIN", "LOGIN"):
+        p = subprocess.run(["swaks", "--server", run.host, "--port",
+                            str(run.port), "--tls", "--auth", mech,
+                            "--auth-user", "bob@example.org",
+                            "--auth-password", "hunter2",
+                            "--from", "bob@example.org",
+                            "--to", "someone@elsewhere.example",
+                            "--body", "relayed by swaks"],
+                           capture_output=True, timeout=60)
+        out = p.stdout.decode("latin-1")
+        t.ok(p.returncode == 0 and "235 2.7.0" in out and
+             "queued as" in out,
+             "swaks --tls --auth %s relays a message" % mech, out[-1500:])
 
     # nothing is left running per connection
     def tlsd_count():

@@ -55,10 +55,10 @@ $(BIN)/%: $(BUILD)/%.o $(BUILD)/libmoat.a
 
 # only moat-tlsd is linked with OpenSSL (moat-smtpd runs it on STARTTLS)
 $(BIN)/moat-tlsd: LDLIBS += -lssl -lcrypto
-# moat-smtpd checks AUTH passwords with crypt(3) (libxcrypt, part of
+# moat-smtpd checks AUTH passwords with crypt(3), `moat smtpuser` makes them (libxcrypt, part of
 # libc6-dev); kept even when ASan's own crypt_r would satisfy the linker,
 # since that one only forwards to libcrypt's
-$(BIN)/moat-smtpd: LDLIBS += -Wl,--no-as-needed -lcrypt -Wl,--as-needed
+$(BIN)/moat-smtpd $(BIN)/moat: LDLIBS += -Wl,--no-as-needed -lcrypt -Wl,--as-needed
 
 # moat-queue and moat-local run once per message.  Where musl-gcc is there
 # (tools/deps installs musl-tools) they are linked statically against musl:

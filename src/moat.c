@@ -11,6 +11,7 @@
  *   moat ctl [--root DIR] [--json] [NAME...]
  *   moat check [--root DIR]
  *   moat log [ID [--file FILE]]
+ *   moat smtpuser [--root DIR] [--delete] NAME
  *   moat setup [OPTION...]      (moat-setup(8): the installed system)
  *
  * `moat run` is the embedded default: one directory (default ./moat-data)
@@ -27,6 +28,14 @@
  * it exists, else the installed prefix.  They read the queue as moat-send
  * leaves it (see moat-send.c) and need the rights of its owners: root on
  * an installed system, the run account under `moat run`.
+ *
+ * `moat smtpuser NAME` sets NAME's SMTP AUTH password in control/smtpusers:
+ * the first line of standard input (asked for without echo on a terminal),
+ * hashed by crypt(3) with its preferred method and a random salt; --delete
+ * removes NAME.  The file is replaced through a temporary file and a
+ * rename, keeping its owner and mode; a new one is mode 0600, owned as
+ * control/servercert.pem is (the account that runs STARTTLS), else as
+ * control/.
  *
  * `moat queue` lists the committed messages (todo/ or info/): id, age,
  * size, sender, then each recipient with its channel (local, remote; "to"
@@ -104,6 +113,7 @@
  * (moat check: 1 when it found an error).
  */
 #include <arpa/inet.h>
+#include <crypt.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -122,6 +132,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -154,6 +165,7 @@ usage(void)
 	      "       moat ctl [--root DIR] [--json] [NAME...]\n"
 	      "       moat check [--root DIR]\n"
 	      "       moat log [ID [--file FILE]]\n"
+	      "       moat smtpuser [--root DIR] [--delete] NAME\n"
 	      "       moat setup [moat-setup options]\n",
 	      stderr);
 	_exit(100);
@@ -973,6 +985,7 @@ struct opts {
 	const char *root;
 	const char *file;
 	int json;
+	int del; /* --delete */
 	char **arg;
 	int narg;
 };
@@ -1001,6 +1014,8 @@ get_opts(int argc, char **argv, int first, const char *allow, struct opts *o)
 			o->file = v;
 		else if (strchr(allow, 'j') && !strcmp(argv[i], "--json"))
 			o->json = 1;
+		else if (strchr(allow, 'd') && !strcmp(argv[i], "--delete"))
+			o->del = 1;
 		else if (argv[i][0] == '-' && argv[i][1])
 			usage();
 		else
@@ -2326,6 +2341,44 @@ check_relayclients(void)
 	str_free(&items);
 }
 
+/* secrets: the STARTTLS key and the AUTH hashes are nobody else's */
+static void
+check_secrets(void)
+{
+	str items = STR_INIT;
+	size_t n, i, off = 0;
+	struct stat st;
+
+	if (ctl_exists("servercert.pem", "", &st) && (st.st_mode & 077))
+		finding(1, "control/servercert.pem (the STARTTLS private key) "
+		           "can be read by others than its owner: chmod 600");
+	if (ctl_exists("smtpusers", "", &st) && (st.st_mode & 007))
+		finding(1, "control/smtpusers (password hashes) can be read by "
+		           "everyone: chmod 640, group of the SMTP account");
+	if (ctl_list("smtpusers", &items, &n) == -1)
+		return; /* reported with the others */
+	for (i = 0; i < n; i++) {
+		const char *it = items.s + off, *colon = strchr(it, ':');
+
+		off += strlen(it) + 1;
+		if (!colon || colon == it)
+			finding(1,
+			        "control/smtpusers: entry %zu is not user:hash "
+			        "(it is ignored)",
+			        i + 1);
+		else if (colon[1] != '$')
+			finding(1,
+			        "control/smtpusers: %.*s has no crypt(3) hash, "
+			        "so cannot AUTH: set one with moat smtpuser",
+			        (int)(colon - it), it);
+	}
+	if (n && !ctl_exists("servercert.pem", "", 0))
+		finding(0, "control/smtpusers lists accounts, but without "
+		           "control/servercert.pem there is no STARTTLS, and "
+		           "so no AUTH");
+	str_free(&items);
+}
+
 /* lines of a domain:value list must have a colon */
 static void
 check_colons(const char *name, const char *want)
@@ -2398,6 +2451,7 @@ check_control(const char *root)
 		}
 	}
 	check_relayclients();
+	check_secrets();
 	check_colons("virtualdomains", "domain:prepend");
 	check_colons("smtproutes", "domain:relay[:port]");
 	/* files nothing reads are usually typos */
@@ -2936,6 +2990,136 @@ cmd_log(int argc, char **argv)
 	return 0;
 }
 
+/* the password for moat smtpuser: stdin's first line, not echoed on a tty */
+static void
+read_password(str *pw)
+{
+	struct termios t, quiet;
+	int tty = isatty(0) && tcgetattr(0, &t) == 0;
+	io in;
+	char buf[1024];
+	int r;
+
+	if (tty) {
+		quiet = t;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		fputs("password: ", stderr);
+		tcsetattr(0, TCSAFLUSH, &quiet);
+	}
+	io_init(&in, 0, buf, sizeof buf, 0);
+	r = io_getline(&in, pw, '\n', 1024);
+	if (tty) {
+		tcsetattr(0, TCSAFLUSH, &t);
+		fputs("\n", stderr);
+	}
+	if (r == IO_ERR)
+		die_sys(111, "unable to read the password");
+	if (r == IO_LONG)
+		die(100, "password longer than 1024 bytes");
+	while (pw->len && (pw->s[pw->len - 1] == '\n' ||
+			   pw->s[pw->len - 1] == '\r'))
+		pw->len--;
+	if (!pw->len)
+		die(100, "empty password: give it on standard input");
+	if (memchr(pw->s, 0, pw->len))
+		die(100, "the password holds a NUL byte");
+	if (str_0(pw) == -1)
+		die(111, "out of memory");
+}
+
+/* moat smtpuser [--root DIR] [--delete] NAME */
+static int
+cmd_smtpuser(int argc, char **argv)
+{
+	struct opts o;
+	str path = STR_INIT, tmp = STR_INIT, old = STR_INIT, out = STR_INIT,
+	    pw = STR_INIT;
+	const char *name, *hash = 0;
+	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+	struct crypt_data *cd = 0;
+	struct stat st;
+	size_t nl, off;
+	int del, fd, found = 0;
+
+	get_opts(argc, argv, 2, "rd", &o);
+	del = o.del;
+	if (o.narg != 1)
+		usage();
+	name = o.arg[0];
+	nl = strlen(name);
+	if (!nl || nl > 255 || strpbrk(name, ": \t\r\n#"))
+		die(100, "bad user name %s: no colon, space or #", name);
+	if (paths_setup_control(pick_root(o.root)) == -1 ||
+	    ctl_path(&path, "smtpusers", "") == -1 ||
+	    ctl_path(&tmp, "smtpusers", ".tmp") == -1)
+		die(111, "out of memory");
+	if (!del) {
+		read_password(&pw);
+		if (!(cd = calloc(1, sizeof *cd)))
+			die(111, "out of memory");
+		if (!crypt_gensalt_rn(0, 0, 0, 0, salt, sizeof salt) ||
+		    !(hash = crypt_r(pw.s, salt, cd)) || hash[0] != '$')
+			die_sys(111, "unable to hash the password");
+		explicit_bzero(pw.s, pw.len);
+	}
+	if (io_readfile(path.s, &old, 1 << 24, O_NOFOLLOW) == -1 &&
+	    errno != ENOENT)
+		die_sys(111, "unable to read %s", path.s);
+	/* every other line as it was, NAME's replaced (or dropped) */
+	for (off = 0; off < old.len;) {
+		const char *l = old.s + off, *e = memchr(l, '\n', old.len - off);
+		size_t n = e ? (size_t)(e - l) + 1 : old.len - off;
+
+		off += n;
+		if (n > nl && !strncmp(l, name, nl) && l[nl] == ':') {
+			found = 1;
+			continue;
+		}
+		if (str_catb(&out, l, n) == -1 ||
+		    (!e && str_catc(&out, '\n') == -1))
+			die(111, "out of memory");
+	}
+	if (!del && (str_cats(&out, name) == -1 || str_catc(&out, ':') == -1 ||
+		     str_cats(&out, hash) == -1 || str_catc(&out, '\n') == -1))
+		die(111, "out of memory");
+	if (del && !found)
+		die(100, "%s is not in %s", name, path.s);
+	if (stat(path.s, &st) == -1) {
+		str cert = STR_INIT;
+
+		if (ctl_path(&cert, "servercert.pem", "") == -1)
+			die(111, "out of memory");
+		if (stat(cert.s, &st) == -1 && stat(ctl_dir(), &st) == -1)
+			die_sys(111, "unable to stat %s", ctl_dir());
+		st.st_mode = 0600;
+		str_free(&cert);
+	}
+	fd = open(tmp.s, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
+	if (fd == -1)
+		die_sys(111, "unable to create %s", tmp.s);
+	if ((geteuid() == 0 && fchown(fd, st.st_uid, st.st_gid) == -1) ||
+	    fchmod(fd, st.st_mode & 0777) == -1 ||
+	    io_writeall(fd, out.s ? out.s : "", out.len, 0) == -1 ||
+	    fsync(fd) == -1 || close(fd) == -1 || rename(tmp.s, path.s) == -1) {
+		unlink(tmp.s);
+		die_sys(111, "unable to write %s", path.s);
+	}
+	printf("%s: %s %s\n", path.s, name,
+	       del ? "removed" : found ? "password changed" : "added");
+	if (cd) {
+		explicit_bzero(cd, sizeof *cd);
+		free(cd);
+	}
+	free(o.arg);
+	str_free(&path);
+	str_free(&tmp);
+	str_free(&old);
+	str_free(&out);
+	str_free(&pw);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -2958,5 +3142,7 @@ main(int argc, char **argv)
 		return cmd_adduser(argc, argv);
 	if (!strcmp(argv[1], "setup"))
 		return cmd_setup(argc, argv);
+	if (!strcmp(argv[1], "smtpuser"))
+		return cmd_smtpuser(argc, argv);
 	usage();
 }

@@ -18,7 +18,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from moattest import (Tap, MoatRun, read, maildir_files, wait_for,
-                      strip_received, remove_root)
+                      strip_received, remove_root, prog)
 
 t = Tap()
 
@@ -200,6 +200,20 @@ try:
         f.write("bob@example.org:%s\n" % hashed("-5", "hunter2"))
         f.write("carol:plaintext\n")
     os.chmod(os.path.join(root, "control", "smtpusers"), 0o644)
+    chk = subprocess.run([prog("moat"), "check", "--root", root],
+                         capture_output=True, timeout=30).stdout.decode()
+    t.ok("control/smtpusers (password hashes) can be read by everyone" in chk
+         and "control/smtpusers: carol has no crypt(3) hash" in chk,
+         "moat check reports a world-readable smtpusers and its "
+         "plaintext line", chk)
+    p = subprocess.run([prog("moat"), "smtpuser", "--root", root, "dave"],
+                       input=b"dave's pass phrase\n", capture_output=True,
+                       timeout=30)
+    users = read(os.path.join(root, "control", "smtpusers")).decode()
+    t.ok(p.returncode == 0 and "\ndave:$" in users and
+         "phrase" not in users and users.startswith("# SMTP AUTH"),
+         "moat smtpuser adds a hashed entry and keeps the other lines",
+         (p.stderr, users))
 
     with smtplib.SMTP(run.host, run.port, timeout=20) as s:
         code, feats = s.ehlo("client.example")
@@ -279,6 +293,12 @@ try:
     t.ok("entry for carol is not a crypt(3) hash" in run.logtext(),
          "and that entry is logged as refused")
     t.ok(login("alice", "", "PLAIN") == 535, "an empty password: 535")
+    t.ok(login("dave", "dave's pass phrase", "PLAIN") == 235,
+         "the password moat smtpuser set works (its crypt(3) default)")
+    subprocess.run([prog("moat"), "smtpuser", "--root", root, "--delete",
+                    "dave"], capture_output=True, timeout=30, check=True)
+    t.ok(login("dave", "dave's pass phrase", "PLAIN") == 535,
+         "moat smtpuser --delete removes it; the next connection knows")
     t.ok(login("alice:x", "s3cret pass", "PLAIN") == 535,
          "a user name with a colon matches nobody")
 

@@ -81,6 +81,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ifaddrs.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -92,6 +93,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -106,6 +108,7 @@
 #include "route.h"
 #include "smtpreply.h"
 #include "str.h"
+#include "tlsproc.h"
 
 #define TEXT_MAX 800       /* bytes of one result text */
 #define NAME_SHOWN 200     /* bytes of a host name shown in a text */
@@ -128,7 +131,7 @@ static int *badrcpt; /* recipients that cannot be sent (bad syntax) */
 /* configuration */
 static str helohost, routes, me, locals, outgoing;
 static size_t nroutes, nlocals;
-static unsigned long long tconnect = 60, tremote = 1200;
+static unsigned long long tconnect = 60, tremote = 1200, tlsremote = 1;
 static int have_outip;
 static unsigned char outip[IP_LEN];
 static str myips, downips;
@@ -145,6 +148,8 @@ static str rbuf; /* bytes received; unparsed from rpos */
 static size_t rpos;
 static const char *cur_host;
 static char cur_ip[IP_FMT];
+static pid_t tls_pid;  /* moat-tlsd, when sock is its plaintext end */
+static int tls_failed; /* this address's handshake failed: try it plain */
 static str last_fail; /* why the last address did not take the message */
 
 enum ioerr { E_NONE, E_TIMEOUT, E_EOF, E_PROTO, E_EARLY, E_SYS };
@@ -417,7 +422,8 @@ config(void)
 	    ctl_list("smtproutes", &routes, &nroutes) < 0 ||
 	    ctl_line("outgoingip", &outgoing) < 0 ||
 	    ctl_num("timeoutconnect", &tconnect) < 0 ||
-	    ctl_num("timeoutremote", &tremote) < 0)
+	    ctl_num("timeoutremote", &tremote) < 0 ||
+	    ctl_num("tlsremote", &tlsremote) < 0)
 		die_sys(111, "unable to read the control files in %s",
 		        ctl_dir());
 	tconnect = bounded(tconnect);
@@ -778,6 +784,9 @@ hang_up(void)
 	if (sock != -1)
 		close(sock);
 	sock = -1;
+	if (tls_pid > 0) /* it ends on our EOF, after its close_notify */
+		waitpid(tls_pid, 0, WNOHANG);
+	tls_pid = 0;
 	peer_eof = 0;
 	rbuf.len = 0;
 	rpos = 0;
@@ -1261,14 +1270,115 @@ transaction(int pipelining, int size_ok, int mime8)
 	return DONE;
 }
 
+/* what the reply to EHLO (esmtp) or HELO offers, then the transaction */
+static int
+features(const struct smtp_reply *r, int esmtp)
+{
+	const char *arg;
+	unsigned long long limit = 0;
+	int pipelining = 0, size_ok = 0, mime8 = 0;
+
+	if (esmtp) {
+		pipelining = smtp_reply_ehlo(r, "PIPELINING", 0);
+		mime8 = smtp_reply_ehlo(r, "8BITMIME", 0);
+		if (smtp_reply_ehlo(r, "SIZE", &arg)) {
+			size_ok = 1;
+			while (*arg >= '0' && *arg <= '9' &&
+			       !__builtin_mul_overflow(limit, 10, &limit) &&
+			       !__builtin_add_overflow(
+			           limit, (unsigned)(*arg - '0'), &limit))
+				arg++;
+		}
+	}
+	if (limit && msgsize > limit) {
+		fail_all('D',
+		         "Remote host %s accepts messages of at most %llu "
+		         "bytes; this message has %llu (#5.3.4)",
+		         peer(), limit, msgsize);
+		quit();
+		return DONE;
+	}
+	return transaction(pipelining, size_ok, mime8);
+}
+
+/* ---- STARTTLS (RFC 3207), opportunistic: certificates are not checked
+ * (RFC 7435); a failed handshake makes deliver() try the address again in
+ * the clear, as a server that cannot do TLS still gets its mail ---- */
+
+/* the plaintext end of moat-tlsd in place of the socket: 0, or -1 with
+ * tls_failed set */
+static int
+tls_client(void)
+{
+	static str line;
+	struct tlsproc t;
+	char secs[32];
+	char *args[] = {"-c", "-t", secs, (char *)cur_host, 0};
+	int fl;
+
+	snprintf(secs, sizeof secs, "%llu", tremote);
+	if (tls_start(&t, sock, args) == -1) {
+		log_sys("unable to start moat-tlsd");
+		tls_failed = 1;
+		return -1;
+	}
+	tls_pid = t.pid;
+	close(sock); /* moat-tlsd has it now */
+	sock = t.plain;
+	if (!tls_status(&t, &line, (int)tremote) || strcmp(line.s, "ready") ||
+	    !tls_status(&t, &line, (int)tremote) || strncmp(line.s, "ok ", 3)) {
+		tls_done(&t, 1);
+		tls_failed = 1;
+		return -1;
+	}
+	tls_done(&t, 1);
+	fl = fcntl(sock, F_GETFL);
+	if (fl == -1 || fcntl(sock, F_SETFL, fl | O_NONBLOCK) == -1) {
+		tls_failed = 1;
+		return -1;
+	}
+	return 0;
+}
+
+/* after an EHLO that offers STARTTLS: -2 to go on in the clear (the server
+ * refused), or session()'s result after the TLS session's own EHLO */
+static int
+starttls(struct smtp_reply *r, str *ehlo)
+{
+	static const str cmd = {"STARTTLS\r\n", 10, 0};
+
+	if (command(&cmd, r) == -1)
+		return next_io("waiting for the reply to STARTTLS");
+	if (r->code != 220)
+		return -2; /* 454 and the like: the session goes on */
+	if (quiet() == -1) /* nothing may come before the handshake */
+		return next_io("starting TLS");
+	if (tls_client() == -1) {
+		textf(&last_fail, "%s: TLS handshake failed", peer());
+		hang_up();
+		return NEXT;
+	}
+	rbuf.len = rpos = 0;
+	peer_eof = 0;
+	/* RFC 3207 4.2: forget what the server said before; ask again */
+	ehlo->len = 0;
+	if (str_cats(ehlo, "EHLO ") == -1 ||
+	    str_catb(ehlo, helohost.s, helohost.len) == -1 ||
+	    str_cats(ehlo, "\r\n") == -1)
+		nomem();
+	if (command(ehlo, r) == -1)
+		return next_io("waiting for the reply to EHLO under TLS");
+	if (status_of(r->code) != 'K')
+		return next_reply(r, "EHLO under TLS");
+	return features(r, 1);
+}
+
 static int
 session(void)
 {
 	static struct smtp_reply r = SMTP_REPLY_INIT;
 	str cmd = STR_INIT;
-	const char *arg;
-	unsigned long long limit = 0;
-	int esmtp = 1, pipelining = 0, size_ok = 0, mime8 = 0;
+	int esmtp = 1;
 
 	if (get_reply(&r, tremote) == -1)
 		return next_io("waiting for the greeting");
@@ -1300,33 +1410,48 @@ session(void)
 			return DONE;
 		}
 	}
-	str_free(&cmd);
 	if (status_of(r.code) != 'K')
 		return next_reply(&r, esmtp ? "EHLO" : "HELO");
-	if (esmtp) {
-		pipelining = smtp_reply_ehlo(&r, "PIPELINING", 0);
-		mime8 = smtp_reply_ehlo(&r, "8BITMIME", 0);
-		if (smtp_reply_ehlo(&r, "SIZE", &arg)) {
-			size_ok = 1;
-			while (*arg >= '0' && *arg <= '9' &&
-			       !__builtin_mul_overflow(limit, 10, &limit) &&
-			       !__builtin_add_overflow(
-			           limit, (unsigned)(*arg - '0'), &limit))
-				arg++;
+	if (esmtp && tlsremote && !tls_failed && !tls_pid &&
+	    smtp_reply_ehlo(&r, "STARTTLS", 0)) {
+		int x = starttls(&r, &cmd);
+
+		if (x != -2) {
+			str_free(&cmd);
+			return x;
 		}
 	}
-	if (limit && msgsize > limit) {
-		fail_all('D',
-		         "Remote host %s accepts messages of at most %llu "
-		         "bytes; this message has %llu (#5.3.4)",
-		         peer(), limit, msgsize);
-		quit();
-		return DONE;
-	}
-	return transaction(pipelining, size_ok, mime8);
+	str_free(&cmd);
+	return features(&r, esmtp);
 }
 
 /* ---- main ---- */
+
+/* one address: connect and talk; once more in the clear when the TLS
+ * handshake failed */
+static int
+try_address(const unsigned char *ip, unsigned port)
+{
+	int timedout, r = NEXT, tries;
+
+	for (tries = 0; tries < 2; tries++) {
+		if (connect_to(ip, port, &timedout) == -1) {
+			if (timedout && (str_catc(&tfields, 'T') == -1 ||
+			                 str_cats(&tfields, cur_ip) == -1 ||
+			                 str_catc(&tfields, 0) == -1))
+				nomem();
+			textf(&last_fail, "%s: %s", peer(),
+			      timedout ? "connection timed out"
+			               : ioerr_text());
+			break;
+		}
+		r = session();
+		if (r == DONE || !tls_failed)
+			break;
+	}
+	tls_failed = 0;
+	return r;
+}
 
 static void
 deliver(const struct mxlist *mx, unsigned port)
@@ -1343,7 +1468,6 @@ deliver(const struct mxlist *mx, unsigned port)
 				const unsigned char *ip =
 				    (unsigned char *)h->ips.s + j * IP_LEN;
 				int down = listed(&downips, ndownips, ip);
-				int timedout;
 
 				if (down != (int)pass ||
 				    listed(&tried, ntried, ip))
@@ -1354,18 +1478,7 @@ deliver(const struct mxlist *mx, unsigned port)
 				any = 1;
 				cur_host = h->name;
 				ip_fmt(cur_ip, ip);
-				if (connect_to(ip, port, &timedout) == -1) {
-					if (timedout &&
-					    (str_catc(&tfields, 'T') == -1 ||
-					     str_cats(&tfields, cur_ip) == -1 ||
-					     str_catc(&tfields, 0) == -1))
-						nomem();
-					textf(&last_fail, "%s: %s", peer(),
-					      timedout ? "connection timed out"
-					               : ioerr_text());
-					continue;
-				}
-				if (session() == DONE)
+				if (try_address(ip, port) == DONE)
 					return;
 			}
 		}

@@ -53,6 +53,7 @@
 #include "route.h"
 #include "smtpcmd.h"
 #include "str.h"
+#include "tlsproc.h"
 #include "users.h"
 
 #define LINE_MAX_SMTP 2048 /* command line, CRLF included (RFC: 512) */
@@ -963,15 +964,11 @@ static void
 do_starttls(const struct smtp_cmd *c)
 {
 	static str line;
-	str prog = STR_INIT;
-	char tbuf[32], sbuf[512], *argv[6];
-	int sv[2] = {-1, -1}, st[2] = {-1, -1}, r = -1;
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t sa;
-	sigset_t def;
-	pid_t pid;
-	io sin;
-	char *sp;
+	struct tlsproc t;
+	char tbuf[32];
+	char *args[] = {"-s", "-t", tbuf, tlscert.s, 0};
+	const char *cipher;
+	str word = STR_INIT;
 
 	if (c->arglen) {
 		error("501 5.5.4 Syntax: STARTTLS\r\n");
@@ -985,90 +982,45 @@ do_starttls(const struct smtp_cmd *c)
 		reply("454 4.7.0 TLS not available\r\n");
 		return;
 	}
-	if (bin_path(&prog, "moat-tlsd") == -1 ||
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1 ||
-	    pipe2(st, O_CLOEXEC) == -1)
-		goto fail;
 	snprintf(tbuf, sizeof tbuf, "%llu", timeout);
-	argv[0] = prog.s;
-	argv[1] = "-s";
-	argv[2] = "-t";
-	argv[3] = tbuf;
-	argv[4] = tlscert.s;
-	argv[5] = 0;
-	sigemptyset(&def);
-	sigaddset(&def, SIGPIPE);
-	if ((r = posix_spawn_file_actions_init(&fa)) != 0)
-		goto fail;
-	if ((r = posix_spawnattr_init(&sa)) != 0) {
-		posix_spawn_file_actions_destroy(&fa);
-		goto fail;
+	if (tls_start(&t, 0, args) == -1) {
+		log_sys("unable to start moat-tlsd");
+		reply("454 4.7.0 TLS not available due to local problem\r\n");
+		return;
 	}
-	if ((r = posix_spawn_file_actions_adddup2(&fa, sv[1], 3)) == 0 &&
-	    (r = posix_spawn_file_actions_adddup2(&fa, st[1], 4)) == 0 &&
-	    (r = posix_spawnattr_setsigdefault(&sa, &def)) == 0 &&
-	    (r = posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETSIGDEF)) == 0)
-		r = posix_spawn(&pid, prog.s, &fa, &sa, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&sa);
-	if (r) {
-		errno = r;
-		r = -1;
-		goto fail;
-	}
-	close(sv[1]);
-	close(st[1]);
-	sv[1] = st[1] = -1;
-	/* "ready": it has the certificate and key; "ok ...": handshake done */
-	io_init(&sin, st[0], sbuf, sizeof sbuf, (int)timeout);
-	line.len = 0;
-	if (io_getline(&sin, &line, '\n', 400) != IO_LINE ||
-	    strncmp(line.s, "ready\n", 6)) {
-		kill(pid, SIGTERM);
-		waitpid(pid, 0, 0);
-		r = 0;
-		goto fail;
+	/* "ready": it has the certificate and key */
+	if (!tls_status(&t, &line, (int)timeout) || strcmp(line.s, "ready")) {
+		tls_done(&t, 0);
+		kill(t.pid, SIGTERM);
+		waitpid(t.pid, 0, 0);
+		reply("454 4.7.0 TLS not available due to local problem\r\n");
+		return;
 	}
 	in.pos = in.len; /* CVE-2011-0411: no plaintext after STARTTLS */
 	reply("220 2.0.0 ready to start TLS\r\n");
 	flush();
-	line.len = 0;
-	if (io_getline(&sin, &line, '\n', 400) != IO_LINE ||
-	    strncmp(line.s, "ok ", 3)) {
+	if (!tls_status(&t, &line, (int)timeout) || strncmp(line.s, "ok ", 3)) {
 		log_msg("TLS handshake with %s failed", remoteip);
 		_exit(1);
 	}
-	close(st[0]);
-	if (dup2(sv[0], 0) == -1 || dup2(sv[0], 1) == -1)
+	tls_done(&t, 1);
+	if (dup2(t.plain, 0) == -1 || dup2(t.plain, 1) == -1)
 		_exit(1);
-	close(sv[0]);
-	/* "ok PROTOCOL CIPHER\n" */
-	line.s[line.len - 1] = 0;
-	sp = strchr(line.s + 3, ' ');
-	if (sp)
-		*sp++ = 0;
-	if (sanitize(&tls, line.s + 3, strlen(line.s + 3)) == -1 ||
-	    str_cats(&tls, " with cipher ") == -1 ||
-	    sanitize(&prog, sp ? sp : "unknown", strlen(sp ? sp : "unknown")) ==
+	close(t.plain);
+	/* "ok PROTOCOL CIPHER" */
+	cipher = strchr(line.s + 3, ' ');
+	if (sanitize(&tls, line.s + 3,
+		     cipher ? (size_t)(cipher - line.s - 3) : strlen(line.s + 3)) ==
 		    -1 ||
-	    str_catb(&tls, prog.s, prog.len) == -1 || str_0(&tls) == -1)
+	    str_cats(&tls, " with cipher ") == -1 ||
+	    sanitize(&word, cipher ? cipher + 1 : "unknown",
+		     strlen(cipher ? cipher + 1 : "unknown")) == -1 ||
+	    str_catb(&tls, word.s, word.len) == -1 || str_0(&tls) == -1)
 		nomem();
-	str_free(&prog);
+	str_free(&word);
 	helo.len = 0;
 	esmtp = 0;
 	reset();
-	return;
-fail:
-	if (r == -1)
-		log_sys("unable to start moat-tlsd");
-	for (r = 0; r < 2; r++) {
-		if (sv[r] != -1)
-			close(sv[r]);
-		if (st[r] != -1)
-			close(st[r]);
-	}
-	str_free(&prog);
-	reply("454 4.7.0 TLS not available due to local problem\r\n");
 }
 
 /*

@@ -2,7 +2,8 @@
  * moat-tlsd: the TLS side of one SMTP connection, in a process of its own.
  *
  * Runs as: whoever started it, which is moat-smtpd (moatd, or the `moat run`
- * user) on STARTTLS; `moat run` and moat-setup run it with -g.
+ * user) on STARTTLS, or moat-remote (moatr) for its STARTTLS; `moat run`
+ * and moat-setup run it with -g.
  *
  *   moat-tlsd -s [-t seconds] certfile
  *	Server: the network is descriptor 0 (read) and 1 (write), the
@@ -15,6 +16,10 @@
  *	the network ends the plaintext side's input (shutdown SHUT_WR); EOF on
  *	the plaintext side sends close_notify and ends.  -t bounds the
  *	handshake and any time in which nothing moves (default 1200).
+ *   moat-tlsd -c [-t seconds] [servername]
+ *	Client, for moat-remote after the server's 220 to STARTTLS: the same
+ *	descriptors and status lines.  Opportunistic: the server's
+ *	certificate is not checked (RFC 7435), servername goes out as SNI.
  *   moat-tlsd -g certfile [name]
  *	Writes a self-signed certificate for name (default: this host's name)
  *	and its P-256 key to certfile, mode 0600, through a temporary file and
@@ -152,6 +157,22 @@ server_ctx(const char *cert)
 	return ctx;
 }
 
+static SSL_CTX *
+client_ctx(void)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (!ctx)
+		fail("TLS", ssl_why("cannot make a context"));
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
+				 SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+				  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, 0);
+	return ctx;
+}
+
 static void
 handshake(SSL *ssl)
 {
@@ -159,7 +180,7 @@ handshake(SSL *ssl)
 	char line[256];
 
 	for (;;) {
-		int r = SSL_accept(ssl), e;
+		int r = SSL_do_handshake(ssl), e;
 		struct pollfd p = {.fd = NET_IN, .events = POLLIN};
 
 		if (r == 1)
@@ -297,8 +318,9 @@ relay(SSL *ssl)
 	}
 }
 
+/* cert: the server's certificate file; NULL: the client, to name */
 static int
-serve(const char *cert)
+serve(const char *cert, const char *name)
 {
 	SSL_CTX *ctx;
 	SSL *ssl;
@@ -307,13 +329,22 @@ serve(const char *cert)
 	status_fd = STATUS;
 	if (fcntl(PLAIN, F_GETFD) == -1 || fcntl(STATUS, F_GETFD) == -1)
 		die(100, "descriptors 3 and 4 must be open");
-	ctx = server_ctx(cert);
+	ctx = cert ? server_ctx(cert) : client_ctx();
 	if (nonblock(NET_IN) == -1 || nonblock(NET_OUT) == -1 ||
 	    nonblock(PLAIN) == -1)
 		fail("fcntl", strerror(errno));
 	if (!(ssl = SSL_new(ctx)) || SSL_set_rfd(ssl, NET_IN) != 1 ||
 	    SSL_set_wfd(ssl, NET_OUT) != 1)
 		fail("TLS", ssl_why("cannot make a session"));
+	if (cert)
+		SSL_set_accept_state(ssl);
+	else {
+		SSL_set_connect_state(ssl);
+		/* SNI takes a host name, never an address literal */
+		if (name && *name && name[0] != '[' && !strchr(name, ':') &&
+		    strspn(name, "0123456789.") != strlen(name))
+			SSL_set_tlsext_host_name(ssl, name);
+	}
 	status("ready\n");
 	handshake(ssl);
 	r = relay(ssl);
@@ -403,21 +434,25 @@ static _Noreturn void
 usage(void)
 {
 	die(100, "usage: moat-tlsd -s [-t seconds] certfile | "
+		 "moat-tlsd -c [-t seconds] [servername] | "
 		 "moat-tlsd -g certfile [name]");
 }
 
 int
 main(int argc, char **argv)
 {
-	int opt, server = 0, gen = 0;
+	int opt, server = 0, client = 0, gen = 0;
 	char *end;
 
 	log_init("moat-tlsd");
 	signal(SIGPIPE, SIG_IGN);
-	while ((opt = getopt(argc, argv, "sgt:")) != -1) {
+	while ((opt = getopt(argc, argv, "scgt:")) != -1) {
 		switch (opt) {
 		case 's':
 			server = 1;
+			break;
+		case 'c':
+			client = 1;
 			break;
 		case 'g':
 			gen = 1;
@@ -434,9 +469,12 @@ main(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
-	if (server == gen || argc < 1 || argc > (gen ? 2 : 1))
+	if (server + client + gen != 1 || argc > (gen ? 2 : 1) ||
+	    argc < (client ? 0 : 1))
 		usage();
 	if (gen)
 		return generate(argv[0], argc > 1 ? argv[1] : 0);
-	return serve(argv[0]);
+	if (client)
+		return serve(0, argc ? argv[0] : 0);
+	return serve(argv[0], 0);
 }

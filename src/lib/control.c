@@ -58,6 +58,7 @@ const struct ctl_def ctl_table[] = {
 	{"nameservers", CTL_LIST, 0, "DNS servers (ip or ip:port) instead of the system's"},
 	{"timeoutdns", CTL_NUM, "30", "seconds moat-remote may spend on the DNS lookups of one delivery"},
 	{"outgoingip", CTL_LINE, 0, "source address for remote deliveries"},
+	{"tlsremote", CTL_NUM, "1", "1: moat-remote uses STARTTLS when a server offers it (certificates not checked); 0: never"},
 	{"smtpusers", CTL_PRESENT, 0, "user:crypt-hash lines of the accounts that may AUTH after STARTTLS and then relay"},
 	{"servercert.pem", CTL_PRESENT, 0, "certificate chain and private key (PEM) for STARTTLS; none: no STARTTLS"},
 	{0, 0, 0, 0},

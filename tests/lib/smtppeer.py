@@ -21,10 +21,16 @@ CONFIG is a JSON object:
     data            the reply after the final dot, or "drop" (close the
                     connection without a reply) or "stall" (say nothing
                     for a minute)
+    tls             a PEM file with certificate and key: EHLO offers
+                    STARTTLS; each log line says "tls": the TLS version
+                    of its session, or null
+    tls_broken      true: STARTTLS gets 220, then bytes that are no TLS
+                    and a hang-up
 aiosmtpd itself speaks the protocol; this file only decides the replies.
 """
 import asyncio
 import json
+import ssl
 import sys
 
 from aiosmtpd.controller import Controller
@@ -71,6 +77,9 @@ class Handler:
             "rcpt_tos": envelope.rcpt_tos,
             "rcpt_options": envelope.rcpt_options,
             "content": envelope.original_content.decode("latin-1"),
+            "tls": (server.transport.get_extra_info("ssl_object").version()
+                    if server.transport.get_extra_info("ssl_object")
+                    else None),
         }
         with open(self.cfg["log"], "a") as f:
             f.write(json.dumps(rec) + "\n")
@@ -93,7 +102,19 @@ class Ctl(Controller):
         kw = {}
         if self.cfg.get("size"):
             kw["data_size_limit"] = self.cfg["size"]
-        return SMTP(self.handler, hostname="peer.test", **kw)
+        if self.cfg.get("tls"):
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(self.cfg["tls"])
+            kw["tls_context"] = ctx
+        cls = BrokenTLS if self.cfg.get("tls_broken") else SMTP
+        return cls(self.handler, hostname="peer.test", **kw)
+
+
+class BrokenTLS(SMTP):
+    async def smtp_STARTTLS(self, arg):
+        await self.push("220 Ready to start TLS")
+        self.transport.write(b"this is not a TLS record\r\n" * 4)
+        self.transport.close()
 
 
 def main():

@@ -743,6 +743,61 @@ def test_ipv6():
     remove_root(root)
 
 
+def test_tls():
+    """opportunistic STARTTLS: used when offered, certificates unchecked;
+    a refused STARTTLS goes on in the clear, a failed handshake is tried
+    again in the clear; tlsremote 0 never asks"""
+    cert = os.path.join(TMP, "peer.pem")
+    subprocess.run([moattest.prog("moat-tlsd"), "-g", cert, "peer.test"],
+                   check=True, capture_output=True, timeout=30)
+    port = port_for("127.0.0.2")
+    root = root_with(smtproutes=":[127.0.0.2]:%d" % port)
+    p = smtp_peer("127.0.0.2", port, tls=cert, pipelining=True)
+    big = b"Subject: big\n\n" + b"".join(
+        b"%06d %s\n" % (i, b"z" * 70) for i in range(20000))
+    r = remote(root, "x.test", ["a@x.test"], msg=big)
+    check(r, 1, "K", "K", "a server offering STARTTLS: delivered")
+    recs = p.records()
+    t.ok(len(recs) == 1 and recs[0]["tls"] in ("TLSv1.2", "TLSv1.3"),
+         "the transaction ran under TLS", recs and recs[0]["tls"])
+    t.ok(recs and recs[0]["content"] ==
+         big.replace(b"\n", b"\r\n").decode("latin-1"),
+         "a 1.5 MB message arrives byte for byte under TLS")
+    t.ok(recs and recs[0]["ehlo"] == "moat.test" and
+         any(o.startswith("SIZE=") for o in recs[0]["mail_options"]),
+         "EHLO was said again under TLS, and its SIZE used", recs[:1])
+    write_control(root, "tlsremote", "0")
+    r = remote(root, "x.test", ["b@x.test"])
+    check(r, 1, "K", "K", "tlsremote 0: delivered")
+    t.ok(len(p.records()) == 2 and p.records()[1]["tls"] is None,
+         "tlsremote 0: in the clear", p.records()[1:])
+    write_control(root, "tlsremote", "1")
+    stop_all()
+
+    p = smtp_peer("127.0.0.2", port, tls=cert, tls_broken=True)
+    r = remote(root, "x.test", ["c@x.test"])
+    check(r, 1, "K", "K", "a broken TLS handshake: delivered all the same")
+    t.ok(len(p.records()) == 1 and p.records()[0]["tls"] is None and
+         p.records()[0]["rcpt_tos"] == ["c@x.test"],
+         "... on a second connection, in the clear", p.records())
+    stop_all()
+
+    ehlo = "250-raw.test\r\n250-STARTTLS\r\n250 8BITMIME\r\n"
+    raw = raw_peer("127.0.0.2", port, [
+        ["send", "220 raw.test ESMTP\r\n"], ["line"], ["send", ehlo],
+        ["line"], ["send", "454 4.7.0 TLS not available now\r\n"],
+        ["line"], ["send", "250 ok\r\n"], ["line"], ["send", "250 ok\r\n"],
+        ["line"], ["send", "354 go\r\n"], ["data"],
+        ["send", "250 queued\r\n"], ["line"], ["send", "221 bye\r\n"]])
+    r = remote(root, "x.test", ["d@x.test"], sender="s@moat.test")
+    check(r, 1, "K", "K", "STARTTLS answered 454: delivered in the clear")
+    got = raw.conn(1) or b""
+    t.ok(got.startswith(b"EHLO moat.test\r\nSTARTTLS\r\nMAIL FROM:<s@moat.test>"),
+         "... on the same connection, without a second EHLO", got[:200])
+    stop_all()
+    remove_root(root)
+
+
 def test_usage():
     root = root_with()
     p = subprocess.run([REMOTE, "x.test", "s@x"], capture_output=True,
@@ -768,7 +823,7 @@ try:
                  test_big_answers, test_routes, test_self,
                  test_down_and_timeout, test_outcomes, test_size_and_8bit,
                  test_wire, test_hostile, test_port25, test_outgoingip,
-                 test_ipv6,
+                 test_ipv6, test_tls,
                  test_usage):
         try:
             test()

@@ -52,7 +52,7 @@ test_table(void)
 	int good = 1, refs = 1, n = 0;
 
 	for (d = ctl_table; d->name; d++, n++) {
-		if (!d->doc || !*d->doc || d->kind > CTL_CDB)
+		if (!d->doc || !*d->doc || d->kind > CTL_PRESENT)
 			good = 0;
 		if (ctl_find(d->name) != d)
 			good = 0; /* duplicate name */

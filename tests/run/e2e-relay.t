@@ -7,6 +7,7 @@ MX (control/nameservers pointing at dnsmasq, relay.test MX mx.relay.test =
 message is read back from the Maildir byte for byte.  A client that is not
 a relay client is refused.  Port 25 needs root: skipped otherwise."""
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -149,12 +150,15 @@ try:
          b"Delivered-To: user@relay.test\n" in added + b"\n",
          "Return-Path and Delivered-To on the receiving side", added)
     t.ok(added.count(b"Received:") == 4 and
-         b"Received: from relay-a.example (unknown [127.0.0.1])\n"
-         b"\tby mx.relay.test (moat) with ESMTP;" in added and
+         re.search(rb"Received: from relay-a\.example \(unknown \[127\.0\.0"
+                   rb"\.1\]\)\n\t\(using TLSv1\.[23] with cipher [A-Z0-9_-]+"
+                   rb"\)\n\tby mx\.relay\.test \(moat\) with ESMTPS;",
+                   added) and
          b"Received: from client.example.org (unknown [127.0.0.1])\n"
          b"\tby relay-a.example (moat) with ESMTP;" in added,
          "the receiving moat's Received line names the relaying one (its "
-         "helohost), below it the relaying moat's own", added)
+         "helohost) and the TLS the two moats used (ESMTPS), below it the "
+         "relaying moat's own", added)
 
     # moat A retires the message once B has it
     t.ok(wait_for(lambda: queued(root_a) == [], timeout=30),

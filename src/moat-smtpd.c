@@ -51,6 +51,7 @@
 #include "log.h"
 #include "paths.h"
 #include "route.h"
+#include "sasl.h"
 #include "smtpcmd.h"
 #include "str.h"
 #include "tlsproc.h"
@@ -1186,24 +1187,13 @@ do_auth(const struct smtp_cmd *c)
 	if (sp && auth_decode(sp + 1, c->arglen - ml - 1, &a) == -1)
 		return;
 	if (plain) {
-		/* authzid NUL authcid NUL passwd */
-		const char *z1, *z2;
-
 		if (!sp && auth_read("334 \r\n", &a) == -1)
 			return;
-		z1 = memchr(a.s, 0, a.len);
-		z2 = z1 ? memchr(z1 + 1, 0, a.len - (size_t)(z1 + 1 - a.s)) : 0;
-		if (!z2 || memchr(z2 + 1, 0, a.len - (size_t)(z2 + 1 - a.s)) ||
-		    (z1 != a.s && (z1 - a.s != z2 - z1 - 1 ||
-				   memcmp(a.s, z1 + 1, (size_t)(z1 - a.s))))) {
-			/* a malformed message, or acting as someone else */
+		if (sasl_plain(a.s, a.len, &user, &ulen, &pass) == -1) {
+			/* malformed, or acting for someone else: a failure */
 			user = "";
 			ulen = 0;
 			pass = "";
-		} else {
-			user = z1 + 1;
-			ulen = (size_t)(z2 - user);
-			pass = z2 + 1;
 		}
 	} else {
 		if (!sp && auth_read("334 VXNlcm5hbWU6\r\n", &a) == -1)

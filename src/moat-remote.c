@@ -1351,8 +1351,10 @@ starttls(struct smtp_reply *r, str *ehlo)
 		return next_io("waiting for the reply to STARTTLS");
 	if (r->code != 220)
 		return -2; /* 454 and the like: the session goes on */
-	if (quiet() == -1) /* nothing may come before the handshake */
+	if (quiet() == -1) { /* nothing may come before the handshake */
+		tls_failed = 1;
 		return next_io("starting TLS");
+	}
 	if (tls_client() == -1) {
 		textf(&last_fail, "%s: TLS handshake failed", peer());
 		hang_up();

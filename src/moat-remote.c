@@ -1346,10 +1346,12 @@ static int
 starttls(struct smtp_reply *r, str *ehlo)
 {
 	static const str cmd = {"STARTTLS\r\n", 10, 0};
+	static struct smtp_reply sr = SMTP_REPLY_INIT;
 
-	if (command(&cmd, r) == -1)
+	/* sr, not r: a refusal leaves the EHLO reply for features() */
+	if (command(&cmd, &sr) == -1)
 		return next_io("waiting for the reply to STARTTLS");
-	if (r->code != 220)
+	if (sr.code != 220)
 		return -2; /* 454 and the like: the session goes on */
 	if (quiet() == -1) { /* nothing may come before the handshake */
 		tls_failed = 1;

@@ -782,7 +782,7 @@ def test_tls():
          "... on a second connection, in the clear", p.records())
     stop_all()
 
-    ehlo = "250-raw.test\r\n250-STARTTLS\r\n250 8BITMIME\r\n"
+    ehlo = "250-raw.test\r\n250-STARTTLS\r\n250 SIZE 100000\r\n"
     raw = raw_peer("127.0.0.2", port, [
         ["send", "220 raw.test ESMTP\r\n"], ["line"], ["send", ehlo],
         ["line"], ["send", "454 4.7.0 TLS not available now\r\n"],
@@ -792,8 +792,10 @@ def test_tls():
     r = remote(root, "x.test", ["d@x.test"], sender="s@moat.test")
     check(r, 1, "K", "K", "STARTTLS answered 454: delivered in the clear")
     got = raw.conn(1) or b""
-    t.ok(got.startswith(b"EHLO moat.test\r\nSTARTTLS\r\nMAIL FROM:<s@moat.test>"),
-         "... on the same connection, without a second EHLO", got[:200])
+    t.ok(got.startswith(b"EHLO moat.test\r\nSTARTTLS\r\n"
+                        b"MAIL FROM:<s@moat.test> SIZE="),
+         "... on the same connection, without a second EHLO, with what "
+         "the EHLO offered (SIZE)", got[:200])
     stop_all()
     remove_root(root)
 

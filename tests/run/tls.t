@@ -351,6 +351,30 @@ try:
              "queued as" in out,
              "swaks --tls --auth %s relays a message" % mech, out[-1500:])
 
+    # a client that ends TCP without a TLS close_notify, right after its
+    # message: the message is queued all the same (SMTP's dot ends it)
+    sk = socket.create_connection((run.host, run.port), timeout=20)
+    f = sk.makefile("rb")
+    replies(f)
+    sk.sendall(b"EHLO abrupt.example\r\nSTARTTLS\r\n")
+    replies(f)
+    replies(f)
+    tls = client_ctx().wrap_socket(sk, server_hostname="localhost")
+    tls.sendall(b"EHLO abrupt.example\r\nMAIL FROM:<e@example.org>\r\n"
+                b"RCPT TO:<postmaster@localhost>\r\nDATA\r\n")
+    tf = tls.makefile("rb")
+    codes = [replies(tf)[0] for _ in range(4)]
+    tls.sendall(b"Subject: abrupt\r\n\r\nno close_notify\r\n.\r\n")
+    codes.append(replies(tf)[0])
+    tls.shutdown(socket.SHUT_RDWR)  # TCP only: no TLS close_notify
+    tls.close()
+    t.ok(codes == [250, 250, 250, 354, 250],
+         "a message under TLS, then a TCP close without close_notify", codes)
+    n_before = len(maildir_files(root, "postmaster"))
+    t.ok(wait_for(lambda: any(b"no close_notify" in read(p) for p in
+                              maildir_files(root, "postmaster")), 30),
+         "that message is delivered", n_before)
+
     # nothing is left running per connection
     def tlsd_count():
         n = 0
@@ -368,6 +392,28 @@ try:
          tlsd_count())
     t.ok("moat-tlsd: handshake" in run.logtext(),
          "the failed handshakes are logged", run.logtext()[-2000:])
+
+    # a key under a passphrase: never a prompt, STARTTLS refused with 454
+    keyed = os.path.join(root, "keyed")
+    os.mkdir(keyed)
+    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
+                        "-pkeyopt", "ec_paramgen_curve:P-256", "-subj",
+                        "/CN=localhost", "-days", "2", "-passout",
+                        "pass:secret", "-keyout",
+                        os.path.join(keyed, "key.pem"), "-out",
+                        os.path.join(keyed, "cert.pem")],
+                       capture_output=True, timeout=60)
+    with open(cert, "wb") as f:
+        f.write(read(os.path.join(keyed, "key.pem")) +
+                read(os.path.join(keyed, "cert.pem")))
+    with smtplib.SMTP(run.host, run.port, timeout=20) as s:
+        s.ehlo("client.example")
+        code, text = s.docmd("STARTTLS")
+        t.ok(p.returncode == 0 and code == 454,
+             "a passphrase-protected key: STARTTLS gets 454 at once",
+             (p.stderr, code, text))
+        code, _ = s.noop()
+        t.ok(code == 250, "and the session goes on in the clear")
 finally:
     run.stop()
     remove_root(root)

@@ -42,6 +42,24 @@ def replies(f):
             return int(ln[:3]), lines
 
 
+def raw_starttls(helo):
+    """a raw connection through EHLO and STARTTLS: (socket, its reader,
+    the reply to STARTTLS), the socket still in the clear"""
+    sk = socket.create_connection((run.host, run.port), timeout=20)
+    f = sk.makefile("rb")
+    replies(f)
+    sk.sendall(b"EHLO " + helo + b"\r\nSTARTTLS\r\n")
+    replies(f)
+    return sk, f, replies(f)[0]
+
+
+def raw_tls(helo):
+    """... and under TLS: (TLS socket, its reader)"""
+    sk, _, _ = raw_starttls(helo)
+    tls = client_ctx().wrap_socket(sk, server_hostname="localhost")
+    return tls, tls.makefile("rb")
+
+
 def content(msg):
     """a delivered message without what moat added in front of it"""
     _, sep, rest = msg.partition(b"\nReceived: from ")
@@ -162,12 +180,7 @@ try:
     # a client that says STARTTLS and then sends garbage, or hangs up
     for what, data in (("garbage", b"this is no ClientHello\r\n" * 10),
                        ("a hang-up", b"")):
-        sk = socket.create_connection((run.host, run.port), timeout=20)
-        f = sk.makefile("rb")
-        replies(f)
-        sk.sendall(b"EHLO x.example\r\nSTARTTLS\r\n")
-        replies(f)
-        code, _ = replies(f)
+        sk, f, code = raw_starttls(b"x.example")
         if data:
             sk.sendall(data)
         else:
@@ -317,14 +330,7 @@ try:
              code)
 
     # three failures end the connection
-    sk = socket.create_connection((run.host, run.port), timeout=20)
-    f = sk.makefile("rb")
-    replies(f)
-    sk.sendall(b"EHLO x\r\nSTARTTLS\r\n")
-    replies(f)
-    replies(f)
-    tls = client_ctx().wrap_socket(sk, server_hostname="localhost")
-    tf = tls.makefile("rb")
+    tls, tf = raw_tls(b"x")
     tls.sendall(b"EHLO x\r\n")
     replies(tf)
     codes = []
@@ -353,16 +359,9 @@ try:
 
     # a client that ends TCP without a TLS close_notify, right after its
     # message: the message is queued all the same (SMTP's dot ends it)
-    sk = socket.create_connection((run.host, run.port), timeout=20)
-    f = sk.makefile("rb")
-    replies(f)
-    sk.sendall(b"EHLO abrupt.example\r\nSTARTTLS\r\n")
-    replies(f)
-    replies(f)
-    tls = client_ctx().wrap_socket(sk, server_hostname="localhost")
+    tls, tf = raw_tls(b"abrupt.example")
     tls.sendall(b"EHLO abrupt.example\r\nMAIL FROM:<e@example.org>\r\n"
                 b"RCPT TO:<postmaster@localhost>\r\nDATA\r\n")
-    tf = tls.makefile("rb")
     codes = [replies(tf)[0] for _ in range(4)]
     tls.sendall(b"Subject: abrupt\r\n\r\nno close_notify\r\n.\r\n")
     codes.append(replies(tf)[0])

@@ -4,13 +4,19 @@
  * Runs as: moatd (or the `moat run` user), started per connection by
  * moat-tcpd, tcpserver or systemd (Accept=yes); never as root.
  * Reads: control/me, smtpgreeting, databytes, maxrcpt, timeoutsmtpd,
- * rcpthosts, morercpthosts.cdb, locals, envnoathost, badmailfrom; the
- * environment TCPREMOTEIP, TCPREMOTEHOST, TCPLOCALIP, RELAYCLIENT,
- * QMAILQUEUE, MOAT_ROOT.
+ * rcpthosts, morercpthosts.cdb, locals, envnoathost, badmailfrom,
+ * virtualdomains, rcptcheck, smtpusers, servercert.pem (whether it is
+ * there); the environment TCPREMOTEIP, TCPREMOTEHOST, TCPLOCALIP,
+ * RELAYCLIENT, QMAILQUEUE, MOAT_ROOT, MOAT_SUBMISSION.
  * Writes: each accepted message to moat-queue (or $QMAILQUEUE), through the
  * qmail-queue protocol; one log line per message on stderr.
  *
- * RFC 5321 with PIPELINING, 8BITMIME, SIZE and ENHANCEDSTATUSCODES.  Every
+ * RFC 5321 with PIPELINING, 8BITMIME, SIZE and ENHANCEDSTATUSCODES;
+ * STARTTLS (RFC 3207) through moat-tlsd when control/servercert.pem is
+ * there; AUTH PLAIN and LOGIN (RFC 4954) under TLS against
+ * control/smtpusers, after which the client may relay.  With
+ * MOAT_SUBMISSION set (a port 587 listener, RFC 6409), MAIL needs AUTH
+ * first unless RELAYCLIENT is set: 530 5.7.0.  Every
  * reply after the greeting and EHLO/HELO carries an enhanced status code.
  * Replies are buffered and flushed only before a read would block, so
  * pipelined commands are answered in order, in as few packets as possible.
@@ -70,6 +76,7 @@ static size_t n_rcpthosts, n_badmailfrom, n_locals, n_vdoms;
 static unsigned long long databytes, maxrcpt, timeout, rcptcheck;
 static const char *root;
 static const char *remoteip, *remotehost, *localip, *relayclient;
+static int submission; /* MOAT_SUBMISSION: MAIL needs AUTH (RFC 6409) */
 
 /* session */
 static str helo;
@@ -205,6 +212,7 @@ config(void)
 	remotehost = rhost.s;
 	localip = envs("TCPLOCALIP", "");
 	relayclient = getenv("RELAYCLIENT");
+	submission = getenv("MOAT_SUBMISSION") != 0;
 	if (ctl_path(&tlscert, "servercert.pem", "") == -1)
 		nomem();
 	tls_ready = access(tlscert.s, R_OK) == 0;
@@ -307,6 +315,11 @@ do_mail(const struct smtp_cmd *c)
 
 	if (have_mail) {
 		error("503 5.5.1 nested MAIL command\r\n");
+		return;
+	}
+	if (submission && !authuser.len && !relayclient) {
+		error("530 5.7.0 authentication required: this port is for "
+		      "submission (STARTTLS, then AUTH)\r\n");
 		return;
 	}
 	if (!smtp_prefix(c->arg, c->arglen, "FROM:", &off)) {

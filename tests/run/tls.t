@@ -416,4 +416,30 @@ try:
 finally:
     run.stop()
     remove_root(root)
+
+# a submission listener (MOAT_SUBMISSION, as init/moat-submission.service
+# sets it): MAIL needs AUTH first
+os.environ["MOAT_SUBMISSION"] = "1"
+try:
+    sub = MoatRun()
+finally:
+    del os.environ["MOAT_SUBMISSION"]
+try:
+    subprocess.run([prog("moat"), "smtpuser", "--root", sub.root, "erin"],
+                   input=b"erin's secret\n", capture_output=True, timeout=30,
+                   check=True)
+    with smtplib.SMTP(sub.host, sub.port, timeout=20) as s:
+        s.starttls(context=client_ctx())
+        s.ehlo("client.example")
+        code, text = s.mail("erin@example.org")
+        t.ok(code == 530, "submission: MAIL before AUTH gets 530",
+             (code, text))
+        s.login("erin", "erin's secret")
+        refused = s.sendmail("erin@example.org", ["postmaster@localhost"],
+                             b"Subject: submitted\r\n\r\nby erin\r\n")
+        t.ok(refused == {}, "submission: after AUTH the message is taken")
+    t.ok(delivered(sub.root, 1), "and delivered")
+finally:
+    sub.stop()
+    remove_root(sub.root)
 t.done()
